@@ -1,0 +1,364 @@
+// Package api serves the orchestrator's HTTP interface: POST /v1/analyze
+// takes one image, checks it, fans it out to the task workers through a
+// Gatherer and answers with one JSON document; /healthz and /readyz serve
+// liveness and readiness.
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/visionmesh/vision/pkg/gather"
+	"github.com/visionmesh/vision/pkg/imageinfo"
+	"github.com/visionmesh/vision/pkg/job"
+)
+
+// Gatherer runs one job across its tasks (gather.Gatherer).
+type Gatherer interface {
+	Run(ctx context.Context, j gather.Job) []gather.Outcome
+}
+
+// Readier reports whether the NATS connection is up (*nats.Conn).
+type Readier interface {
+	IsConnected() bool
+}
+
+var (
+	_ Gatherer = (*gather.Gatherer)(nil)
+	_ Readier  = (*nats.Conn)(nil)
+)
+
+// Config holds the HTTP-side limits.
+type Config struct {
+	// Tasks are the task names a job runs by default; ?tasks= picks a subset.
+	Tasks []string
+	// Timeout is the default deadline of a job (each task in serial mode).
+	Timeout time.Duration
+	// MaxTimeout caps ?timeout=.
+	MaxTimeout time.Duration
+	// MaxBytes caps the image size; the body may be slightly larger
+	// (multipart framing).
+	MaxBytes int64
+	// MaxPixels caps width*height, read from the image header.
+	MaxPixels int64
+	// MaxInFlight bounds concurrent analyses; beyond it requests get 503
+	// with Retry-After.
+	MaxInFlight int
+	// APIKeys, when not empty, are required on /v1/* as a Bearer token or
+	// an X-API-Key header.
+	APIKeys []string
+}
+
+// Defaults returns the default limits.
+func Defaults() Config {
+	return Config{
+		Tasks:       []string{"vehicle", "plate", "face"},
+		Timeout:     5 * time.Second,
+		MaxTimeout:  60 * time.Second,
+		MaxBytes:    7 << 20,
+		MaxPixels:   50_000_000,
+		MaxInFlight: 256,
+	}
+}
+
+// Validate reports whether c is usable.
+func (c Config) Validate() error {
+	if len(c.Tasks) == 0 {
+		return errors.New("api: no tasks")
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Tasks {
+		if err := job.ValidName(t); err != nil {
+			return fmt.Errorf("api: task: %w", err)
+		}
+		if seen[t] {
+			return fmt.Errorf("api: task %q listed twice", t)
+		}
+		seen[t] = true
+	}
+	if c.Timeout <= 0 || c.MaxTimeout < c.Timeout {
+		return fmt.Errorf("api: need 0 < timeout (%v) <= max timeout (%v)", c.Timeout, c.MaxTimeout)
+	}
+	if c.MaxBytes <= 0 || c.MaxPixels <= 0 || c.MaxInFlight <= 0 {
+		return errors.New("api: max bytes, max pixels and max in-flight must be positive")
+	}
+	return nil
+}
+
+// Server is the orchestrator's HTTP handler.
+type Server struct {
+	cfg   Config
+	g     Gatherer
+	ready Readier
+	log   *slog.Logger
+	slots chan struct{}
+	bufs  sync.Pool
+	keys  [][]byte
+	mux   *http.ServeMux
+}
+
+// New returns a Server; cfg must be valid.
+func New(cfg Config, g Gatherer, ready Readier, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:   cfg,
+		g:     g,
+		ready: ready,
+		log:   log,
+		slots: make(chan struct{}, cfg.MaxInFlight),
+		bufs:  sync.Pool{New: func() any { return new(bytes.Buffer) }},
+		mux:   http.NewServeMux(),
+	}
+	for _, k := range cfg.APIKeys {
+		s.keys = append(s.keys, []byte(k))
+	}
+	s.mux.Handle("POST /v1/analyze", s.auth(http.HandlerFunc(s.handleAnalyze)))
+	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
+	s.mux.HandleFunc("GET /readyz", s.handleReadyz)
+	return s, nil
+}
+
+// Handle adds a route (the web page, metrics) to the server's mux.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// auth requires one of the configured API keys, compared in constant time.
+func (s *Server) auth(next http.Handler) http.Handler {
+	if len(s.keys) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("X-API-Key")
+		if b, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			got = b
+		}
+		ok := 0
+		for _, k := range s.keys {
+			ok |= subtle.ConstantTimeCompare([]byte(got), k)
+		}
+		if ok != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vision"`)
+			writeError(w, ErrUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// handleHealthz serves GET /healthz: the process is alive.
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// handleReadyz serves GET /readyz: 200 when connected to NATS, else 503.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if !s.ready.IsConnected() {
+		writeError(w, ErrNotReady)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Image describes the uploaded image.
+type Image struct {
+	Bytes       int    `json:"bytes"`
+	SHA256      string `json:"sha256"`
+	ContentType string `json:"content_type"`
+	Format      string `json:"format"`
+	Width       int    `json:"width"`
+	Height      int    `json:"height"`
+}
+
+// TaskReport is one task's part of the response.
+type TaskReport struct {
+	Status    gather.Status   `json:"status"`
+	StartedMS float64         `json:"started_ms"`
+	ElapsedMS float64         `json:"elapsed_ms"`
+	Worker    string          `json:"worker,omitempty"`
+	Attempts  int             `json:"attempts"`
+	Result    json.RawMessage `json:"result,omitempty"`
+	Error     *gather.Error   `json:"error,omitempty"`
+}
+
+// Response is the body of a /v1/analyze answer.
+type Response struct {
+	JobID     string                `json:"job_id"`
+	Mode      string                `json:"mode"`
+	ElapsedMS float64               `json:"elapsed_ms"`
+	Image     Image                 `json:"image"`
+	Tasks     map[string]TaskReport `json:"tasks"`
+}
+
+// handleAnalyze serves POST /v1/analyze: check the image, run every task,
+// answer with all outcomes. See statusFor for the HTTP status.
+func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		s.fail(w, r, start, ErrOverloaded)
+		return
+	}
+	if !s.ready.IsConnected() {
+		s.fail(w, r, start, ErrNotReady)
+		return
+	}
+	q, err := parseQuery(r.URL.Query(), s.cfg)
+	if err != nil {
+		s.fail(w, r, start, err)
+		return
+	}
+
+	buf := s.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer s.putBuf(buf)
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBytes+64<<10)
+	if err := readImage(r, buf, s.cfg.MaxBytes); err != nil {
+		s.fail(w, r, start, err)
+		return
+	}
+	data := buf.Bytes()
+	info, err := imageinfo.Inspect(data, s.cfg.MaxPixels)
+	if err != nil {
+		s.fail(w, r, start, err)
+		return
+	}
+
+	j := gather.Job{
+		ID:          uuid.NewString(),
+		Tasks:       q.tasks,
+		Data:        data,
+		ContentType: info.ContentType,
+		Timeout:     q.timeout,
+		Serial:      q.mode == ModeSerial,
+		Header:      traceHeader(r),
+	}
+	// Hash while the workers work: it is only needed for the answer.
+	sum := make(chan string, 1)
+	go func() {
+		h := sha256.Sum256(data)
+		sum <- hex.EncodeToString(h[:])
+	}()
+	outs := s.g.Run(r.Context(), j)
+
+	resp := Response{
+		JobID: j.ID,
+		Mode:  q.mode,
+		Image: Image{
+			Bytes:       len(data),
+			SHA256:      <-sum,
+			ContentType: info.ContentType,
+			Format:      info.Format,
+			Width:       info.Width,
+			Height:      info.Height,
+		},
+		Tasks: make(map[string]TaskReport, len(outs)),
+	}
+	for _, o := range outs {
+		resp.Tasks[o.Task] = TaskReport{
+			Status:    o.Status,
+			StartedMS: ms(o.Started),
+			ElapsedMS: ms(o.Elapsed),
+			Worker:    o.Worker,
+			Attempts:  o.Attempts,
+			Result:    o.Result,
+			Error:     o.Error,
+		}
+	}
+	resp.ElapsedMS = ms(time.Since(start))
+	status := statusFor(outs)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, resp)
+	s.logJob(r, j, q.mode, status, start, outs)
+}
+
+// statusFor picks the HTTP status of an answer: 200 when every task is ok,
+// 207 when some are, and when none is: 503 if no task had a worker, 504 if
+// any timed out, else 502.
+func statusFor(outs []gather.Outcome) int {
+	var ok, unavailable, timeout int
+	for _, o := range outs {
+		switch o.Status {
+		case gather.StatusOK:
+			ok++
+		case gather.StatusUnavailable:
+			unavailable++
+		case gather.StatusTimeout:
+			timeout++
+		}
+	}
+	switch {
+	case ok == len(outs):
+		return http.StatusOK
+	case ok > 0:
+		return http.StatusMultiStatus
+	case unavailable == len(outs):
+		return http.StatusServiceUnavailable
+	case timeout > 0:
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusBadGateway
+	}
+}
+
+// traceHeader copies the caller's W3C trace context into NATS headers.
+func traceHeader(r *http.Request) nats.Header {
+	tp := r.Header.Get("Traceparent")
+	if tp == "" {
+		return nil
+	}
+	h := nats.Header{}
+	h.Set(job.HeaderTraceParent, tp)
+	if ts := r.Header.Get("Tracestate"); ts != "" {
+		h.Set(job.HeaderTraceState, ts)
+	}
+	return h
+}
+
+// maxPooledBuf keeps one oversized upload from pinning memory in the pool.
+const maxPooledBuf = 16 << 20
+
+func (s *Server) putBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBuf {
+		s.bufs.Put(b)
+	}
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, start time.Time, err error) {
+	status := writeError(w, err)
+	s.log.Info("analyze refused", "status", status, "err", err.Error(),
+		"ms", ms(time.Since(start)), "remote", r.RemoteAddr)
+}
+
+func (s *Server) logJob(r *http.Request, j gather.Job, mode string, status int, start time.Time, outs []gather.Outcome) {
+	attrs := make([]any, 0, len(outs))
+	for _, o := range outs {
+		attrs = append(attrs, slog.String(o.Task, fmt.Sprintf("%s %.1fms", o.Status, ms(o.Elapsed))))
+	}
+	s.log.Info("analyze", "job_id", j.ID, "status", status, "mode", mode,
+		"bytes", len(j.Data), "ms", ms(time.Since(start)), slog.Group("tasks", attrs...))
+}
+
+// ms converts d to milliseconds with microsecond precision.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,53 @@
+// Package modeltest finds the models directory for tests of the real
+// analyzers, and skips the test when what it needs is not installed, so that
+// `go test ./...` passes on a machine where scripts/setup-models.sh has not
+// run.
+package modeltest
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// SetupCommand installs the runtime and the models (see onnx.SetupCommand).
+const SetupCommand = "bash scripts/setup-models.sh"
+
+// Dir returns the models directory: $VISION_MODELS_DIR, else .cache/models
+// under the module root. It skips the test, naming SetupCommand, when one of
+// files (relative to the directory) is missing.
+func Dir(tb testing.TB, files ...string) string {
+	tb.Helper()
+	dir := os.Getenv("VISION_MODELS_DIR")
+	if dir == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			tb.Fatalf("modeltest: %v", err)
+		}
+		dir = filepath.Join(root, ".cache", "models")
+	}
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			tb.Skipf("%s is missing in %s; install the models with: %s", f, dir, SetupCommand)
+		}
+	}
+	return dir
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod at or above the working directory")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,110 @@
+package orchestrator
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/visionmesh/vision/pkg/api"
+	"github.com/visionmesh/vision/pkg/catalog"
+	"github.com/visionmesh/vision/pkg/gather"
+	"github.com/visionmesh/vision/pkg/natsconn"
+)
+
+// Config is everything the orchestrator binary is configured with.
+type Config struct {
+	// Addr is the HTTP listen address.
+	Addr   string
+	API    api.Config
+	Gather gather.Config
+	NATS   natsconn.Config
+
+	// HTTP server limits against slow and greedy clients.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	ShutdownTimeout   time.Duration
+
+	// Dev runs an embedded NATS server and one replica of every task's
+	// worker in this process.
+	Dev            bool
+	DevNATSPort    int
+	DevConcurrency int
+	DevAnalyzers   catalog.Options
+
+	LogFormat string
+	LogLevel  string
+}
+
+// ParseFlags reads the orchestrator's flags; environment variables (read
+// through getenv) give defaults that flags override.
+func ParseFlags(args []string, getenv func(string) string) (Config, error) {
+	c := Config{API: api.Defaults(), Gather: gather.Defaults()}
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("orchestrator", flag.ContinueOnError)
+	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "HTTP listen address (env ADDR)")
+	tasks := fs.String("tasks", env("TASKS", strings.Join(c.API.Tasks, ",")), "comma-separated task names (env TASKS)")
+	fs.StringVar(&c.Gather.Prefix, "prefix", env("VISION_PREFIX", c.Gather.Prefix), "subject prefix: jobs go to <prefix>.task.<task> (env VISION_PREFIX)")
+	fs.StringVar(&c.Gather.InboxPrefix, "inbox-prefix", env("INBOX_PREFIX", c.Gather.InboxPrefix), "NATS inbox prefix for replies (env INBOX_PREFIX)")
+	fs.DurationVar(&c.API.Timeout, "timeout", c.API.Timeout, "default job deadline (per task in serial mode)")
+	fs.DurationVar(&c.API.MaxTimeout, "max-timeout", c.API.MaxTimeout, "largest ?timeout= accepted")
+	fs.Int64Var(&c.API.MaxBytes, "max-bytes", c.API.MaxBytes, "largest image in bytes (keep under the NATS max_payload)")
+	fs.Int64Var(&c.API.MaxPixels, "max-pixels", c.API.MaxPixels, "largest image in pixels (width*height, read from the header)")
+	fs.IntVar(&c.API.MaxInFlight, "max-inflight", c.API.MaxInFlight, "analyses at once; more get 503 with Retry-After")
+	keys := fs.String("api-keys", env("API_KEYS", ""), "comma-separated API keys required on /v1/* (env API_KEYS; empty: no auth)")
+	fs.DurationVar(&c.Gather.Heartbeat, "heartbeat", c.Gather.Heartbeat, "heartbeat interval asked of workers (0: no heartbeats, no leases)")
+	fs.DurationVar(&c.Gather.Lease, "lease", c.Gather.Lease, "a dispatch silent for this long is presumed lost and sent again")
+	fs.IntVar(&c.Gather.MaxAttempts, "max-attempts", c.Gather.MaxAttempts, "dispatches per task at most (lost replicas, busy replies)")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "HTTP: time to read request headers")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", 30*time.Second, "HTTP: time to read a whole request")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 120*time.Second, "HTTP: keep-alive idle time")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 64<<10, "HTTP: largest request header")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
+	fs.BoolVar(&c.Dev, "dev", false, "dev mode: embedded NATS server and every task's worker in this process")
+	fs.IntVar(&c.DevNATSPort, "dev-nats-port", 4222, "dev mode: port of the embedded NATS server (-1: any free port)")
+	fs.IntVar(&c.DevConcurrency, "dev-concurrency", 4, "dev mode: concurrency of each task's worker")
+	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "text"), "log format: text or json (env LOG_FORMAT)")
+	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error (env LOG_LEVEL)")
+	c.NATS.RegisterFlags(fs, getenv)
+	c.DevAnalyzers.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	c.API.Tasks = splitList(*tasks)
+	c.API.APIKeys = splitList(*keys)
+	if c.NATS.Name == "" {
+		c.NATS.Name = "orchestrator"
+	}
+	return c, c.Validate()
+}
+
+// Validate reports whether c is usable.
+func (c Config) Validate() error {
+	if err := c.API.Validate(); err != nil {
+		return err
+	}
+	if err := c.Gather.Validate(); err != nil {
+		return err
+	}
+	if c.DevConcurrency < 1 {
+		return fmt.Errorf("orchestrator: dev concurrency must be at least 1")
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,252 @@
+// Package orchestrator wires the orchestrator process together: a NATS
+// connection, the gatherer, the HTTP API and, in dev mode, an embedded NATS
+// server with one replica of every task's worker. Run is the binary; Start
+// and Shutdown let tests drive the same code in process.
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/visionmesh/vision/pkg/api"
+	"github.com/visionmesh/vision/pkg/catalog"
+	"github.com/visionmesh/vision/pkg/embednats"
+	"github.com/visionmesh/vision/pkg/gather"
+	"github.com/visionmesh/vision/pkg/logging"
+	"github.com/visionmesh/vision/pkg/worker"
+)
+
+// Orchestrator is a running orchestrator.
+type Orchestrator struct {
+	cfg  Config
+	log  *slog.Logger
+	ln   net.Listener
+	srv  *http.Server
+	nc   *nats.Conn
+	g    *gather.Gatherer
+	api  *api.Server
+	ns   *server.Server // dev mode
+	devs []devWorker    // dev mode
+	serr chan error
+}
+
+type devWorker struct {
+	w  *worker.Worker
+	nc *nats.Conn
+}
+
+// Run is the orchestrator binary: it serves until ctx ends, then shuts down
+// in order (stop HTTP intake, finish requests, drain NATS).
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := ParseFlags(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(stdout, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	o, err := Start(cfg, log)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-o.serr:
+		log.Error("http server stopped", "err", err)
+	}
+	log.Info("orchestrator shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	return o.Shutdown(sctx)
+}
+
+// Start starts an orchestrator for cfg: it listens before returning, so
+// Addr is known and requests can be sent at once.
+func Start(cfg Config, log *slog.Logger) (_ *Orchestrator, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := &Orchestrator{cfg: cfg, log: log, serr: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			o.closeAll()
+		}
+	}()
+	if cfg.Dev {
+		if err := o.startDev(); err != nil {
+			return nil, err
+		}
+	}
+	cfg = o.cfg // dev mode points it at the embedded server
+	log.Info("orchestrator starting", "nats", cfg.NATS, "tasks", cfg.API.Tasks, "dev", cfg.Dev)
+	o.nc, err = cfg.NATS.Connect(log, nil,
+		nats.CustomInboxPrefix(cfg.Gather.InboxPrefix),
+		// While disconnected, publishing fails at once instead of
+		// buffering: a job then fails fast with 503, never hangs.
+		nats.ReconnectBufSize(-1),
+	)
+	if err != nil {
+		return nil, err
+	}
+	if mp := o.nc.MaxPayload(); mp > 0 && cfg.API.MaxBytes+16<<10 > mp {
+		log.Warn("image limit is above the NATS max_payload: large images will fail", "max_bytes", cfg.API.MaxBytes, "max_payload", mp)
+	}
+	o.g, err = gather.New(o.nc, cfg.Gather)
+	if err != nil {
+		return nil, err
+	}
+	o.api, err = api.New(cfg.API, o.g, o.nc, log)
+	if err != nil {
+		return nil, err
+	}
+	o.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	o.srv = &http.Server{
+		Handler:           o.api,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		// A serial job may take every task's timeout in turn.
+		WriteTimeout:   cfg.ReadTimeout + time.Duration(len(cfg.API.Tasks))*cfg.API.MaxTimeout + 5*time.Second,
+		IdleTimeout:    cfg.IdleTimeout,
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := o.srv.Serve(o.ln); !errors.Is(err, http.ErrServerClosed) {
+			o.serr <- err
+		}
+	}()
+	log.Info("orchestrator listening", "addr", o.ln.Addr().String(), "url", "http://"+o.ln.Addr().String())
+	return o, nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (o *Orchestrator) Addr() string { return o.ln.Addr().String() }
+
+// NATSURL is the URL of the NATS server in use (the embedded one in dev mode).
+func (o *Orchestrator) NATSURL() string {
+	if o.ns != nil {
+		return o.ns.ClientURL()
+	}
+	return o.cfg.NATS.URL
+}
+
+// Handle adds a route to the HTTP server (web page, metrics).
+func (o *Orchestrator) Handle(pattern string, h http.Handler) { o.api.Handle(pattern, h) }
+
+// Gatherer exposes the gatherer (tests check it leaks nothing).
+func (o *Orchestrator) Gatherer() *gather.Gatherer { return o.g }
+
+// Shutdown stops intake, lets requests in flight finish (until ctx ends),
+// drains the NATS connection and, in dev mode, the workers and the server.
+func (o *Orchestrator) Shutdown(ctx context.Context) error {
+	var errs []error
+	if err := o.srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if err := o.g.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := drain(ctx, o.nc); err != nil {
+		errs = append(errs, err)
+	}
+	for _, d := range o.devs {
+		if err := worker.Drain(ctx, d.w, d.nc); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	o.devs = nil
+	if o.ns != nil {
+		o.ns.Shutdown()
+		o.ns.WaitForShutdown()
+	}
+	return errors.Join(errs...)
+}
+
+// closeAll releases what a failed Start had opened.
+func (o *Orchestrator) closeAll() {
+	if o.ln != nil {
+		o.ln.Close()
+	}
+	if o.nc != nil {
+		o.nc.Close()
+	}
+	for _, d := range o.devs {
+		d.nc.Close()
+	}
+	if o.ns != nil {
+		o.ns.Shutdown()
+	}
+}
+
+func drain(ctx context.Context, nc *nats.Conn) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return nil
+		}
+		return fmt.Errorf("nats drain: %w", err)
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		nc.Close()
+		return fmt.Errorf("nats drain: %w", ctx.Err())
+	}
+}
+
+// startDev starts the embedded NATS server and a worker per task, and points
+// the orchestrator's NATS settings at that server.
+func (o *Orchestrator) startDev() error {
+	ns, err := embednats.Start(embednats.Options{Port: o.cfg.DevNATSPort, Name: "vision-dev"})
+	if err != nil {
+		return fmt.Errorf("dev mode: %w (is another NATS on port %d? try -dev-nats-port=-1)", err, o.cfg.DevNATSPort)
+	}
+	o.ns = ns
+	o.cfg.NATS.URL = ns.ClientURL()
+	o.log.Info("dev mode: embedded NATS running", "url", ns.ClientURL())
+	for _, task := range o.cfg.API.Tasks {
+		kind := catalog.DefaultKind(task)
+		a, err := catalog.New(kind, task, o.cfg.DevAnalyzers)
+		if err != nil {
+			return fmt.Errorf("dev mode: %w", err)
+		}
+		wc := worker.Defaults(task)
+		wc.Prefix, wc.Kind, wc.Concurrency = o.cfg.Gather.Prefix, kind, o.cfg.DevConcurrency
+		ncfg := o.cfg.NATS
+		ncfg.Name = "dev-worker-" + task
+		nc, err := ncfg.Connect(o.log, nil)
+		if err != nil {
+			return err
+		}
+		w, err := worker.New(nc, a, wc, o.log)
+		if err == nil {
+			err = w.Start()
+		}
+		if err != nil {
+			nc.Close()
+			return fmt.Errorf("dev mode: %w", err)
+		}
+		o.devs = append(o.devs, devWorker{w: w, nc: nc})
+	}
+	return nil
+}

@@ -1,0 +1,429 @@
+// Package worker runs an analyzer as a task worker: a nats.go micro service
+// whose one endpoint takes jobs from the task's subject in a queue group, so
+// every replica of a task shares its jobs and a pool grows by starting more
+// processes.
+//
+// A micro endpoint calls its handler for one message at a time. To give a
+// replica real concurrency the handler only admits the job (or refuses it
+// when the replica is full) and a goroutine runs it, bounded by a semaphore
+// of Concurrency slots. Admitted jobs get heartbeats while they wait and
+// run, so the orchestrator can tell a busy replica from a dead one.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/visionmesh/vision/pkg/analyzer"
+	"github.com/visionmesh/vision/pkg/job"
+)
+
+// Config sets up one worker replica.
+type Config struct {
+	// Task is the task name; jobs come from <Prefix>.task.<Task>.
+	Task string
+	// Prefix is the job subject prefix.
+	Prefix string
+	// Kind names the analyzer, for discovery metadata.
+	Kind string
+	// Concurrency is how many jobs run at once.
+	Concurrency int
+	// MaxQueue is how many admitted jobs may wait for a slot; beyond it
+	// (or beyond MaxPendingBytes) a job is refused with code 503 and the
+	// orchestrator sends it to another replica.
+	MaxQueue int
+	// MaxPendingBytes bounds the image bytes held by admitted jobs.
+	MaxPendingBytes int64
+	// Version is the service version reported by discovery (semver).
+	Version string
+}
+
+// Defaults returns the default configuration for task.
+func Defaults(task string) Config {
+	return Config{
+		Task:            task,
+		Prefix:          job.DefaultPrefix,
+		Kind:            "simulate",
+		Concurrency:     4,
+		MaxQueue:        64,
+		MaxPendingBytes: 256 << 20,
+		Version:         "0.1.0",
+	}
+}
+
+// Validate reports whether c is usable.
+func (c Config) Validate() error {
+	if err := job.ValidName(c.Task); err != nil {
+		return fmt.Errorf("worker: task: %w", err)
+	}
+	if err := job.ValidPrefix(c.Prefix); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if c.Concurrency < 1 {
+		return errors.New("worker: concurrency must be at least 1")
+	}
+	if c.MaxQueue < 0 || c.MaxPendingBytes < 1 {
+		return errors.New("worker: max queue must not be negative and max pending bytes must be positive")
+	}
+	return nil
+}
+
+// Stats are a replica's job counters, reported in micro STATS data.
+type Stats struct {
+	Task        string  `json:"task"`
+	Kind        string  `json:"analyzer"`
+	Concurrency int     `json:"concurrency"`
+	InFlight    int64   `json:"in_flight"`
+	Queued      int64   `json:"queued"`
+	Done        uint64  `json:"done"`
+	Failed      uint64  `json:"failed"`
+	Refused     uint64  `json:"refused"`
+	Expired     uint64  `json:"expired"`
+	AvgMS       float64 `json:"avg_ms"`
+}
+
+// Worker is one replica of a task's pool.
+type Worker struct {
+	nc  *nats.Conn
+	a   analyzer.Analyzer
+	cfg Config
+	log *slog.Logger
+	svc micro.Service
+	id  string // svc's instance id, cached for every reply
+
+	slots chan struct{}
+	stop  chan struct{} // closed by Shutdown: queued jobs are handed back
+
+	mu           sync.Mutex
+	stopping     bool
+	queued       int // admitted, not yet running
+	pendingBytes int64
+	jobs         sync.WaitGroup
+
+	inFlight atomic.Int64
+	done     atomic.Uint64
+	failed   atomic.Uint64
+	refused  atomic.Uint64
+	expired  atomic.Uint64
+	busyNS   atomic.Int64
+}
+
+// New returns a worker for cfg that runs a. Start makes it take jobs.
+func New(nc *nats.Conn, a analyzer.Analyzer, cfg Config, log *slog.Logger) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Worker{
+		nc:    nc,
+		a:     a,
+		cfg:   cfg,
+		log:   log.With("task", cfg.Task),
+		slots: make(chan struct{}, cfg.Concurrency),
+		stop:  make(chan struct{}),
+	}, nil
+}
+
+// Start registers the micro service and its endpoint; jobs flow from then on.
+func (w *Worker) Start() error {
+	svc, err := micro.AddService(w.nc, micro.Config{
+		Name:        w.cfg.Task,
+		Version:     w.cfg.Version,
+		Description: "image analysis task " + w.cfg.Task,
+		Metadata: map[string]string{
+			"task":        w.cfg.Task,
+			"analyzer":    w.cfg.Kind,
+			"concurrency": fmt.Sprint(w.cfg.Concurrency),
+		},
+		StatsHandler: func(*micro.Endpoint) any { return w.Stats() },
+	})
+	if err != nil {
+		return fmt.Errorf("worker %s: add service: %w", w.cfg.Task, err)
+	}
+	err = svc.AddEndpoint(w.cfg.Task, micro.HandlerFunc(w.admit),
+		micro.WithEndpointSubject(job.Subject(w.cfg.Prefix, w.cfg.Task)),
+		micro.WithEndpointQueueGroup(w.cfg.Task),
+		// The handler never blocks, so pending messages stay few; the
+		// bytes bound keeps a flood from growing the process unbounded.
+		micro.WithEndpointPendingLimits(-1, int(2*w.cfg.MaxPendingBytes)),
+	)
+	if err != nil {
+		_ = svc.Stop()
+		return fmt.Errorf("worker %s: add endpoint: %w", w.cfg.Task, err)
+	}
+	w.svc, w.id = svc, svc.Info().ID
+	w.log.Info("worker started", "id", w.ID(), "subject", job.Subject(w.cfg.Prefix, w.cfg.Task),
+		"concurrency", w.cfg.Concurrency, "analyzer", w.cfg.Kind)
+	return nil
+}
+
+// ID is the replica's micro instance id, sent in the Worker-Id header.
+func (w *Worker) ID() string { return w.id }
+
+// Stats returns the replica's counters.
+func (w *Worker) Stats() Stats {
+	w.mu.Lock()
+	queued := w.queued
+	w.mu.Unlock()
+	s := Stats{
+		Task:        w.cfg.Task,
+		Kind:        w.cfg.Kind,
+		Concurrency: w.cfg.Concurrency,
+		InFlight:    w.inFlight.Load(),
+		Queued:      int64(queued),
+		Done:        w.done.Load(),
+		Failed:      w.failed.Load(),
+		Refused:     w.refused.Load(),
+		Expired:     w.expired.Load(),
+	}
+	if n := s.Done + s.Failed; n > 0 {
+		s.AvgMS = float64(w.busyNS.Load()) / float64(n) / 1e6
+	}
+	return s
+}
+
+// Shutdown stops taking jobs, hands jobs still waiting for a slot back to
+// the orchestrator (a busy reply, so another replica runs them) and waits
+// for the running ones to finish and reply, or for ctx to end. The caller
+// then drains the connection, which answers any job that was still in the
+// subscription's buffer.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	if w.svc != nil {
+		if err := w.svc.Stop(); err != nil {
+			w.log.Warn("stop service", "err", err)
+		}
+	}
+	w.mu.Lock()
+	if !w.stopping {
+		w.stopping = true
+		close(w.stop)
+	}
+	w.mu.Unlock()
+	finished := make(chan struct{})
+	go func() {
+		w.jobs.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("worker %s: shutdown: %d jobs still running: %w", w.cfg.Task, w.inFlight.Load(), ctx.Err())
+	}
+}
+
+// admit is the endpoint handler. It runs on the subscription's goroutine,
+// so it only checks the job and hands it to a goroutine.
+func (w *Worker) admit(req micro.Request) {
+	if req.Reply() == "" {
+		return // nobody to answer
+	}
+	h := req.Headers()
+	id := h.Get(job.HeaderID)
+	deadline, err := job.ParseDeadline(h.Get(job.HeaderDeadline))
+	if err != nil || id == "" {
+		w.refuse(req, job.CodeBadJob, fmt.Sprintf("bad job: need %s and %s headers", job.HeaderID, job.HeaderDeadline))
+		return
+	}
+	if !time.Now().Before(deadline) {
+		w.expired.Add(1)
+		w.refuse(req, job.CodeDeadline, "deadline passed before the job arrived")
+		return
+	}
+	var beat time.Duration
+	if v := h.Get(job.HeaderHeartbeat); v != "" {
+		if beat, err = time.ParseDuration(v); err != nil || beat <= 0 {
+			w.refuse(req, job.CodeBadJob, fmt.Sprintf("bad %s %q", job.HeaderHeartbeat, v))
+			return
+		}
+		beat = max(beat, 10*time.Millisecond)
+	}
+	size := int64(len(req.Data()))
+
+	w.mu.Lock()
+	switch {
+	case w.stopping:
+		w.mu.Unlock()
+		w.refuse(req, job.CodeBusy, "worker is shutting down")
+		return
+	case w.queued >= w.cfg.MaxQueue+w.cfg.Concurrency, w.pendingBytes+size > w.cfg.MaxPendingBytes:
+		w.mu.Unlock()
+		w.refused.Add(1)
+		w.refuse(req, job.CodeBusy, "worker is full")
+		return
+	}
+	w.queued++
+	w.pendingBytes += size
+	w.jobs.Add(1)
+	w.mu.Unlock()
+
+	j := &task{
+		id:       id,
+		reply:    req.Reply(),
+		deadline: deadline,
+		beat:     beat,
+		in: analyzer.Input{
+			JobID:       id,
+			Task:        w.cfg.Task,
+			ContentType: h.Get(job.HeaderContentType),
+			Data:        req.Data(),
+		},
+		attempt: h.Get(job.HeaderAttempt),
+	}
+	go w.run(j)
+}
+
+// refuse answers a job with an error from within the handler.
+func (w *Worker) refuse(req micro.Request, code, msg string) {
+	if err := req.Error(code, msg, nil, micro.WithHeaders(micro.Headers{job.HeaderWorker: {w.ID()}})); err != nil {
+		w.log.Warn("reply", "err", err)
+	}
+}
+
+// task is one admitted job.
+type task struct {
+	id       string
+	reply    string
+	deadline time.Time
+	beat     time.Duration
+	attempt  string
+	in       analyzer.Input
+}
+
+func (w *Worker) run(t *task) {
+	defer w.jobs.Done()
+	stopBeat := w.heartbeat(t)
+	release := func() {
+		w.mu.Lock()
+		w.queued--
+		w.pendingBytes -= int64(len(t.in.Data))
+		w.mu.Unlock()
+	}
+
+	ctx, cancel := context.WithDeadline(context.Background(), t.deadline)
+	defer cancel()
+	select {
+	case w.slots <- struct{}{}:
+	case <-w.stop:
+		stopBeat()
+		release()
+		w.publishError(t, job.CodeBusy, "worker is shutting down")
+		return
+	case <-ctx.Done():
+		stopBeat()
+		release()
+		w.expired.Add(1)
+		w.publishError(t, job.CodeDeadline, "deadline passed while queued")
+		return
+	}
+	w.inFlight.Add(1)
+	start := time.Now()
+	res, err := w.analyze(ctx, t.in)
+	took := time.Since(start)
+	w.inFlight.Add(-1)
+	<-w.slots
+	stopBeat()
+	release()
+	w.busyNS.Add(int64(took))
+
+	log := w.log.With("job_id", t.id, "attempt", t.attempt, "ms", float64(took.Microseconds())/1000)
+	var body []byte
+	if err == nil {
+		body, err = json.Marshal(res)
+	}
+	if err != nil {
+		w.failed.Add(1)
+		code := codeOf(ctx, err)
+		log.Warn("job failed", "code", code, "err", err)
+		w.publishError(t, code, err.Error())
+		return
+	}
+	w.done.Add(1)
+	log.Debug("job done")
+	w.publish(t, &nats.Msg{Data: body, Header: nats.Header{
+		job.HeaderWorker: {w.ID()},
+		job.HeaderID:     {t.id},
+		"Content-Type":   {"application/json"},
+	}})
+}
+
+// analyze runs the analyzer and turns a panic into an error.
+func (w *Worker) analyze(ctx context.Context, in analyzer.Input) (res any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error("analyzer panicked", "job_id", in.JobID, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("analyzer panicked: %v", p)
+		}
+	}()
+	return w.a.Analyze(ctx, in)
+}
+
+func codeOf(ctx context.Context, err error) string {
+	switch {
+	case errors.Is(err, analyzer.ErrBadImage):
+		return job.CodeBadImage
+	case errors.Is(err, analyzer.ErrUnavailable):
+		return job.CodeUnavailable
+	case errors.Is(err, context.DeadlineExceeded), ctx.Err() != nil:
+		return job.CodeDeadline
+	default:
+		return job.CodeFailed
+	}
+}
+
+// heartbeat sends heartbeats for t until the returned stop is called; stop
+// returns once no heartbeat can follow.
+func (w *Worker) heartbeat(t *task) (stop func()) {
+	if t.beat <= 0 {
+		return func() {}
+	}
+	quit, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		tk := time.NewTicker(t.beat)
+		defer tk.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tk.C:
+				w.publish(t, &nats.Msg{Header: nats.Header{
+					job.HeaderStatus: {job.StatusWorking},
+					job.HeaderWorker: {w.ID()},
+				}})
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(quit)
+			<-exited
+		})
+	}
+}
+
+func (w *Worker) publishError(t *task, code, msg string) {
+	w.publish(t, &nats.Msg{Header: nats.Header{
+		micro.ErrorHeader:     {msg},
+		micro.ErrorCodeHeader: {code},
+		job.HeaderWorker:      {w.ID()},
+		job.HeaderID:          {t.id},
+	}})
+}
+
+func (w *Worker) publish(t *task, m *nats.Msg) {
+	m.Subject = t.reply
+	if err := w.nc.PublishMsg(m); err != nil {
+		w.log.Warn("reply", "job_id", t.id, "err", err)
+	}
+}
