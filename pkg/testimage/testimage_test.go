@@ -158,24 +158,6 @@ func TestJPEGOfSizeTiny(t *testing.T) {
 	mustDecode(t, b, "jpeg", 8, 8)
 }
 
-func TestPhoto(t *testing.T) {
-	t.Run("missing file skips", func(t *testing.T) {
-		var inner *testing.T
-		t.Run("inner", func(t *testing.T) {
-			inner = t
-			testimage.Photo(t, "no-such-photo.png")
-			t.Errorf("Photo returned for a missing file, want a skip")
-		})
-		if !inner.Skipped() {
-			t.Errorf("skipped: got false, want true")
-		}
-	})
-	t.Run("astronaut", func(t *testing.T) {
-		data := testimage.Photo(t, "astronaut.png")
-		mustDecode(t, data, "png", 512, 512)
-	})
-}
-
 func BenchmarkJPEGOfSizeUncached(b *testing.B) {
 	seed := int64(1000)
 	for b.Loop() {
