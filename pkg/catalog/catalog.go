@@ -1,38 +1,87 @@
 // Package catalog builds analyzers by kind name from command-line flags, so
 // the worker binary and the orchestrator's dev mode can offer every analyzer
 // the project ships without knowing their packages.
+//
+// Kinds: simulate (for load tests), and the real detectors named after their
+// task: vehicle, plate, face. The real ones need the models that
+// scripts/setup-models.sh installs; DefaultKind picks them for their task
+// when the files are there, and simulate otherwise.
 package catalog
 
 import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/visionmesh/vision/pkg/analyzer"
 	"github.com/visionmesh/vision/pkg/analyzer/simulate"
+	"github.com/visionmesh/vision/pkg/analyzer/vehicle"
+	"github.com/visionmesh/vision/pkg/onnx"
 )
 
 // ErrUnknownKind is returned by New for a kind the catalog does not have.
 var ErrUnknownKind = errors.New("unknown analyzer kind")
 
+// DefaultModelsDir is where scripts/setup-models.sh puts the models, relative
+// to the repository root; the environment variable ModelsDirEnv overrides it.
+const (
+	DefaultModelsDir = ".cache/models"
+	ModelsDirEnv     = "VISION_MODELS_DIR"
+)
+
 // Options holds the settings of every analyzer kind; each kind reads its own.
 type Options struct {
 	Simulate simulate.Config
+	// ModelsDir is the directory scripts/setup-models.sh filled.
+	ModelsDir string
+	// Threads is the number of threads one model inference may use; 0
+	// means one per core.
+	Threads int
+	// MaxPixels is the largest image the real analyzers decode.
+	MaxPixels int
 }
 
-// RegisterFlags binds the analyzers' flags to fs, with their defaults.
-func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+// RegisterFlags binds the analyzers' flags to fs, with their defaults. The
+// models directory defaults to $VISION_MODELS_DIR read with os.Getenv; use
+// RegisterFlagsEnv to inject the environment.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) { o.RegisterFlagsEnv(fs, os.Getenv) }
+
+// RegisterFlagsEnv is RegisterFlags with the environment read through getenv.
+func (o *Options) RegisterFlagsEnv(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&o.Simulate.Work, "work", 200*time.Millisecond, "simulate: time each job takes")
 	fs.DurationVar(&o.Simulate.Jitter, "jitter", 0, "simulate: extra random time in [0, jitter)")
 	fs.Float64Var(&o.Simulate.FailRate, "fail-rate", 0, "simulate: probability in [0,1] that a job fails")
+	fs.StringVar(&o.ModelsDir, "models-dir", modelsDir(getenv),
+		"vehicle, plate, face: directory of the models that scripts/setup-models.sh installs (env "+ModelsDirEnv+")")
+	fs.IntVar(&o.Threads, "model-threads", 0, "vehicle, plate, face: threads per inference (0: one per core)")
+	fs.IntVar(&o.MaxPixels, "max-pixels", 40_000_000, "vehicle, plate, face: largest image decoded, in pixels")
 }
 
-type builder func(o Options) (analyzer.Analyzer, error)
+func modelsDir(getenv func(string) string) string {
+	if d := getenv(ModelsDirEnv); d != "" {
+		return d
+	}
+	return DefaultModelsDir
+}
 
-var kinds = map[string]builder{
-	"simulate": func(o Options) (analyzer.Analyzer, error) { return simulate.New(o.Simulate) },
+// kind is one analyzer kind: how to build it and the model files it needs.
+type kind struct {
+	build func(task string, o Options) (analyzer.Analyzer, error)
+	files []string // relative to Options.ModelsDir
+}
+
+var kinds = map[string]kind{
+	"simulate": {build: func(_ string, o Options) (analyzer.Analyzer, error) { return simulate.New(o.Simulate) }},
+	"vehicle": {
+		build: func(_ string, o Options) (analyzer.Analyzer, error) {
+			return vehicle.New(vehicle.Config{Dir: o.ModelsDir, Threads: o.Threads, MaxPixels: o.MaxPixels})
+		},
+		files: []string{onnx.LibraryName, vehicle.ModelFile},
+	},
 }
 
 // Kinds lists the analyzer kinds New accepts, sorted.
@@ -45,20 +94,39 @@ func Kinds() []string {
 	return out
 }
 
-// New builds the analyzer of the given kind for task.
+// New builds the analyzer of the given kind for task. A real analyzer whose
+// models are missing fails with an error that names scripts/setup-models.sh.
 func New(kind, task string, o Options) (analyzer.Analyzer, error) {
-	b, ok := kinds[kind]
+	k, ok := kinds[kind]
 	if !ok {
 		return nil, fmt.Errorf("%w %q (have %v)", ErrUnknownKind, kind, Kinds())
 	}
-	a, err := b(o)
+	a, err := k.build(task, o)
 	if err != nil {
 		return nil, fmt.Errorf("analyzer %s for task %s: %w", kind, task, err)
 	}
 	return a, nil
 }
 
-// DefaultKind is the analyzer kind a task runs when none is given.
+// DefaultKind is the analyzer kind a task runs when none is given: the
+// task's real analyzer when its model files are in o.ModelsDir, else
+// simulate.
+func (o Options) DefaultKind(task string) string {
+	k, ok := kinds[task]
+	if !ok || len(k.files) == 0 {
+		return "simulate"
+	}
+	for _, f := range k.files {
+		if _, err := os.Stat(filepath.Join(o.ModelsDir, f)); err != nil {
+			return "simulate"
+		}
+	}
+	return task
+}
+
+// DefaultKind is Options.DefaultKind with the models directory taken from
+// $VISION_MODELS_DIR, else DefaultModelsDir. Callers that parsed
+// -models-dir should call Options.DefaultKind instead.
 func DefaultKind(task string) string {
-	return "simulate"
+	return Options{ModelsDir: modelsDir(os.Getenv)}.DefaultKind(task)
 }
