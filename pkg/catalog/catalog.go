@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/visionmesh/vision/pkg/analyzer"
+	"github.com/visionmesh/vision/pkg/analyzer/face"
 	"github.com/visionmesh/vision/pkg/analyzer/simulate"
 	"github.com/visionmesh/vision/pkg/analyzer/vehicle"
 	"github.com/visionmesh/vision/pkg/onnx"
@@ -81,6 +82,12 @@ var kinds = map[string]kind{
 			return vehicle.New(vehicle.Config{Dir: o.ModelsDir, Threads: o.Threads, MaxPixels: o.MaxPixels})
 		},
 		files: []string{onnx.LibraryName, vehicle.ModelFile},
+	},
+	"face": {
+		build: func(_ string, o Options) (analyzer.Analyzer, error) {
+			return face.New(face.Config{Dir: o.ModelsDir, Threads: o.Threads, MaxPixels: o.MaxPixels})
+		},
+		files: []string{onnx.LibraryName, face.ModelFile},
 	},
 }
 

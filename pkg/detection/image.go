@@ -54,7 +54,9 @@ const (
 
 // Tensor resamples the rectangle r of img to w x h pixels (bilinear,
 // stretched) and returns them as float32 RGB in the given layout, each
-// channel value v (0-255) mapped to (v - mean[c]) * scale[c].
+// channel value v (0-255) mapped to (v - mean[c]) * scale[c]. Where r reaches
+// beyond the image the pixels are black, so a square r around a
+// non-square image letterboxes it.
 func Tensor(img *image.RGBA, r image.Rectangle, w, h int, layout Layout, mean, scale [3]float32) []float32 {
 	out := make([]float32, w*h*3)
 	sx := float64(r.Dx()) / float64(w)
@@ -90,9 +92,13 @@ func Tensor(img *image.RGBA, r image.Rectangle, w, h int, layout Layout, mean, s
 	return out
 }
 
-// bilinear samples img at (fx, fy), clamping to the image's edges.
+// bilinear samples img at (fx, fy), clamping to the image's edges; black
+// outside the image.
 func bilinear(img *image.RGBA, fx, fy float64) [3]float32 {
 	b := img.Rect
+	if fx < float64(b.Min.X)-0.5 || fy < float64(b.Min.Y)-0.5 || fx > float64(b.Max.X)-0.5 || fy > float64(b.Max.Y)-0.5 {
+		return [3]float32{}
+	}
 	clampX := func(v int) int { return min(max(v, b.Min.X), b.Max.X-1) }
 	clampY := func(v int) int { return min(max(v, b.Min.Y), b.Max.Y-1) }
 	x0f, y0f := floor(fx), floor(fy)

@@ -1,0 +1,88 @@
+package face_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/visionmesh/vision/pkg/analyzer"
+	"github.com/visionmesh/vision/pkg/analyzer/face"
+	"github.com/visionmesh/vision/pkg/detection"
+	"github.com/visionmesh/vision/pkg/modeltest"
+	"github.com/visionmesh/vision/pkg/onnx"
+	"github.com/visionmesh/vision/pkg/testimage"
+)
+
+func newDetector(tb testing.TB) *face.Detector {
+	tb.Helper()
+	dir := modeltest.Dir(tb, onnx.LibraryName, face.ModelFile)
+	d, err := face.New(face.Config{Dir: dir})
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	return d
+}
+
+func analyze(tb testing.TB, d *face.Detector, data []byte) *detection.Result {
+	tb.Helper()
+	res, err := d.Analyze(context.Background(), analyzer.Input{Task: "face", Data: data})
+	if err != nil {
+		tb.Fatalf("Analyze: %v", err)
+	}
+	return res.(*detection.Result)
+}
+
+func TestPhotos(t *testing.T) {
+	d := newDetector(t)
+	tests := []struct {
+		photo string
+		faces int
+		// where the face's centre must be, for a photo with one face
+		cx, cy float64
+	}{
+		{photo: "astronaut.png", faces: 1, cx: 215, cy: 100},
+		{photo: "camera.png", faces: 1, cx: 215, cy: 150},
+		{photo: "coffee.png"},
+		{photo: "motorcycle_left.png"},
+		{photo: "chelsea.png"}, // a cat: BlazeFace scores its face 0.67, under the 0.7 default
+	}
+	for _, tc := range tests {
+		t.Run(tc.photo, func(t *testing.T) {
+			res := analyze(t, d, testimage.Photo(t, tc.photo))
+			t.Logf("%s %dx%d in %.1f ms: %+v", tc.photo, res.Width, res.Height, res.InferenceMS, res.Detections)
+			if len(res.Detections) != tc.faces {
+				t.Fatalf("got %d faces %+v, want %d", len(res.Detections), res.Detections, tc.faces)
+			}
+			if tc.faces != 1 {
+				return
+			}
+			b := res.Detections[0].Box
+			if tc.cx < b.X || tc.cx > b.X+b.W || tc.cy < b.Y || tc.cy > b.Y+b.H {
+				t.Errorf("got box %+v, want one around (%v, %v)", b, tc.cx, tc.cy)
+			}
+		})
+	}
+}
+
+func TestBadImage(t *testing.T) {
+	d := newDetector(t)
+	_, err := d.Analyze(context.Background(), analyzer.Input{Data: testimage.JPEG(64, 64, 90, 1)[:100]})
+	if !errors.Is(err, analyzer.ErrBadImage) {
+		t.Errorf("got %v, want ErrBadImage", err)
+	}
+}
+
+func TestMissingModel(t *testing.T) {
+	_, err := face.New(face.Config{Dir: t.TempDir()})
+	if !errors.Is(err, onnx.ErrMissing) {
+		t.Fatalf("got %v, want ErrMissing", err)
+	}
+}
+
+func BenchmarkAnalyze(b *testing.B) {
+	d := newDetector(b)
+	data := testimage.Photo(b, "astronaut.png")
+	for b.Loop() {
+		analyze(b, d, data)
+	}
+}
