@@ -106,7 +106,7 @@ type Worker struct {
 
 	mu           sync.Mutex
 	stopping     bool
-	queued       int // admitted, not yet running
+	held         int // admitted jobs, waiting or running
 	pendingBytes int64
 	jobs         sync.WaitGroup
 
@@ -172,14 +172,15 @@ func (w *Worker) ID() string { return w.id }
 // Stats returns the replica's counters.
 func (w *Worker) Stats() Stats {
 	w.mu.Lock()
-	queued := w.queued
+	held := w.held
 	w.mu.Unlock()
+	inFlight := w.inFlight.Load()
 	s := Stats{
 		Task:        w.cfg.Task,
 		Kind:        w.cfg.Kind,
 		Concurrency: w.cfg.Concurrency,
-		InFlight:    w.inFlight.Load(),
-		Queued:      int64(queued),
+		InFlight:    inFlight,
+		Queued:      max(int64(held)-inFlight, 0),
 		Done:        w.done.Load(),
 		Failed:      w.failed.Load(),
 		Refused:     w.refused.Load(),
@@ -255,13 +256,13 @@ func (w *Worker) admit(req micro.Request) {
 		w.mu.Unlock()
 		w.refuse(req, job.CodeBusy, "worker is shutting down")
 		return
-	case w.queued >= w.cfg.MaxQueue+w.cfg.Concurrency, w.pendingBytes+size > w.cfg.MaxPendingBytes:
+	case w.held >= w.cfg.MaxQueue+w.cfg.Concurrency, w.pendingBytes+size > w.cfg.MaxPendingBytes:
 		w.mu.Unlock()
 		w.refused.Add(1)
 		w.refuse(req, job.CodeBusy, "worker is full")
 		return
 	}
-	w.queued++
+	w.held++
 	w.pendingBytes += size
 	w.jobs.Add(1)
 	w.mu.Unlock()
@@ -304,7 +305,7 @@ func (w *Worker) run(t *task) {
 	stopBeat := w.heartbeat(t)
 	release := func() {
 		w.mu.Lock()
-		w.queued--
+		w.held--
 		w.pendingBytes -= int64(len(t.in.Data))
 		w.mu.Unlock()
 	}
