@@ -19,6 +19,7 @@ import (
 
 	"github.com/visionmesh/vision/pkg/analyzer"
 	"github.com/visionmesh/vision/pkg/analyzer/face"
+	"github.com/visionmesh/vision/pkg/analyzer/plate"
 	"github.com/visionmesh/vision/pkg/analyzer/simulate"
 	"github.com/visionmesh/vision/pkg/analyzer/vehicle"
 	"github.com/visionmesh/vision/pkg/onnx"
@@ -88,6 +89,12 @@ var kinds = map[string]kind{
 			return face.New(face.Config{Dir: o.ModelsDir, Threads: o.Threads, MaxPixels: o.MaxPixels})
 		},
 		files: []string{onnx.LibraryName, face.ModelFile},
+	},
+	"plate": {
+		build: func(_ string, o Options) (analyzer.Analyzer, error) {
+			return plate.New(plate.Config{Dir: o.ModelsDir, Threads: o.Threads, MaxPixels: o.MaxPixels})
+		},
+		files: plate.Files,
 	},
 }
 

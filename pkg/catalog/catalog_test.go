@@ -34,6 +34,7 @@ func TestDefaultKind(t *testing.T) {
 		{"no models", empty, "vehicle", "simulate"},
 		{"models", full, "vehicle", "vehicle"},
 		{"face", full, "face", "face"},
+		{"plate", full, "plate", "plate"},
 		{"unknown task", full, "colour", "simulate"},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,139 @@
+package plate_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"strings"
+	"testing"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/gofont/gobold"
+	"golang.org/x/image/font/opentype"
+	"golang.org/x/image/math/fixed"
+
+	"github.com/visionmesh/vision/pkg/analyzer"
+	"github.com/visionmesh/vision/pkg/analyzer/plate"
+	"github.com/visionmesh/vision/pkg/detection"
+	"github.com/visionmesh/vision/pkg/modeltest"
+	"github.com/visionmesh/vision/pkg/onnx"
+	"github.com/visionmesh/vision/pkg/testimage"
+)
+
+func newReader(tb testing.TB) *plate.Reader {
+	tb.Helper()
+	dir := modeltest.Dir(tb, plate.Files...)
+	r, err := plate.New(plate.Config{Dir: dir})
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	return r
+}
+
+func analyze(tb testing.TB, r *plate.Reader, data []byte) *detection.Result {
+	tb.Helper()
+	res, err := r.Analyze(context.Background(), analyzer.Input{Task: "plate", Data: data})
+	if err != nil {
+		tb.Fatalf("Analyze: %v", err)
+	}
+	return res.(*detection.Result)
+}
+
+// plateImage renders text on a white plate with a black border, at (px, py)
+// on a plain grey w x h background, and returns it as PNG with the plate's
+// rectangle.
+func plateImage(tb testing.TB, text string, w, h, px, py int, size float64) ([]byte, image.Rectangle) {
+	tb.Helper()
+	f, err := opentype.Parse(gobold.TTF)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	face, err := opentype.NewFace(f, &opentype.FaceOptions{Size: size, DPI: 72, Hinting: font.HintingFull})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer face.Close()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.Draw(img, img.Bounds(), image.NewUniform(color.RGBA{110, 115, 120, 255}), image.Point{}, draw.Src)
+	d := &font.Drawer{Dst: img, Src: image.Black, Face: face}
+	tw := d.MeasureString(text).Ceil()
+	m := face.Metrics()
+	th := (m.Ascent + m.Descent).Ceil()
+	pad := int(size / 3)
+	r := image.Rect(px, py, px+tw+2*pad, py+th+2*pad)
+	draw.Draw(img, r, image.Black, image.Point{}, draw.Src)
+	draw.Draw(img, r.Inset(int(size/16)+1), image.White, image.Point{}, draw.Src)
+	d.Dot = fixed.P(px+pad, py+pad+m.Ascent.Ceil())
+	d.DrawString(text)
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes(), r
+}
+
+func TestComposedPlate(t *testing.T) {
+	r := newReader(t)
+	tests := []struct {
+		name      string
+		text      string
+		w, h      int
+		px, py    int
+		size      float64
+		wantPlate string
+	}{
+		{"large", "KX 482 TL", 640, 360, 120, 120, 64, "KX482TL"},
+		{"small in a big frame", "B 7731 QZ", 1280, 720, 700, 500, 36, "B7731QZ"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data, rect := plateImage(t, tc.text, tc.w, tc.h, tc.px, tc.py, tc.size)
+			res := analyze(t, r, data)
+			t.Logf("plate at %v: %.1f ms: %+v", rect, res.InferenceMS, res.Detections)
+			if len(res.Detections) != 1 {
+				t.Fatalf("got %d plates %+v, want 1", len(res.Detections), res.Detections)
+			}
+			got := res.Detections[0]
+			if s := strings.NewReplacer(" ", "", "-", "").Replace(got.Text); s != tc.wantPlate {
+				t.Errorf("got text %q, want %q", got.Text, tc.text)
+			}
+			b := got.Box
+			c := image.Pt(int(b.X+b.W/2), int(b.Y+b.H/2))
+			if !c.In(rect) {
+				t.Errorf("got box %+v centred at %v, want its centre in the plate %v", b, c, rect)
+			}
+		})
+	}
+}
+
+func TestPhotosWithoutPlates(t *testing.T) {
+	r := newReader(t)
+	for _, photo := range []string{"coffee.png", "astronaut.png", "chelsea.png", "motorcycle_left.png"} {
+		t.Run(photo, func(t *testing.T) {
+			res := analyze(t, r, testimage.Photo(t, photo))
+			t.Logf("%s: %.1f ms: %+v", photo, res.InferenceMS, res.Detections)
+			if len(res.Detections) != 0 {
+				t.Errorf("got %+v, want no plate", res.Detections)
+			}
+		})
+	}
+}
+
+func TestMissingModel(t *testing.T) {
+	_, err := plate.New(plate.Config{Dir: t.TempDir()})
+	if !errors.Is(err, onnx.ErrMissing) {
+		t.Fatalf("got %v, want ErrMissing", err)
+	}
+}
+
+func BenchmarkAnalyze(b *testing.B) {
+	r := newReader(b)
+	data, _ := plateImage(b, "KX 482 TL", 640, 360, 120, 120, 64)
+	for b.Loop() {
+		analyze(b, r, data)
+	}
+}
