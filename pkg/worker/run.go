@@ -37,6 +37,7 @@ func ParseFlags(args []string, getenv func(string) string) (ProcessConfig, error
 	fs.IntVar(&c.Worker.Concurrency, "concurrency", c.Worker.Concurrency, "jobs run at once by this replica")
 	fs.IntVar(&c.Worker.MaxQueue, "max-queue", c.Worker.MaxQueue, "jobs that may wait for a slot; more are refused (503) and go to another replica")
 	fs.Int64Var(&c.Worker.MaxPendingBytes, "max-pending-bytes", c.Worker.MaxPendingBytes, "image bytes held by waiting and running jobs; more are refused (503)")
+	fs.Int64Var(&c.Worker.MaxPixels, "max-pixels", c.Worker.MaxPixels, "refuse images whose header declares more pixels (code 422)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for running jobs")
 	fs.StringVar(&c.LogFormat, "log-format", envOr(getenv, "LOG_FORMAT", "text"), "log format: text or json (env LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr(getenv, "LOG_LEVEL", "info"), "log level: debug, info, warn, error (env LOG_LEVEL)")

@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/visionmesh/vision/pkg/analyzer"
+	"github.com/visionmesh/vision/pkg/imageinfo"
 	"github.com/visionmesh/vision/pkg/job"
 )
 
@@ -44,6 +45,9 @@ type Config struct {
 	MaxQueue int
 	// MaxPendingBytes bounds the image bytes held by admitted jobs.
 	MaxPendingBytes int64
+	// MaxPixels refuses images whose header declares more pixels (a
+	// decompression bomb) before the analyzer decodes anything.
+	MaxPixels int64
 	// Version is the service version reported by discovery (semver).
 	Version string
 }
@@ -57,6 +61,7 @@ func Defaults(task string) Config {
 		Concurrency:     4,
 		MaxQueue:        64,
 		MaxPendingBytes: 256 << 20,
+		MaxPixels:       50_000_000,
 		Version:         "0.1.0",
 	}
 }
@@ -72,8 +77,8 @@ func (c Config) Validate() error {
 	if c.Concurrency < 1 {
 		return errors.New("worker: concurrency must be at least 1")
 	}
-	if c.MaxQueue < 0 || c.MaxPendingBytes < 1 {
-		return errors.New("worker: max queue must not be negative and max pending bytes must be positive")
+	if c.MaxQueue < 0 || c.MaxPendingBytes < 1 || c.MaxPixels < 1 {
+		return errors.New("worker: max queue must not be negative, max pending bytes and max pixels must be positive")
 	}
 	return nil
 }
@@ -309,6 +314,18 @@ func (w *Worker) run(t *task) {
 		w.pendingBytes -= int64(len(t.in.Data))
 		w.mu.Unlock()
 	}
+
+	// Check the header again here: the worker may be reached by other
+	// publishers than the orchestrator, and must never decode a bomb.
+	info, err := imageinfo.Inspect(t.in.Data, w.cfg.MaxPixels)
+	if err != nil {
+		stopBeat()
+		release()
+		w.failed.Add(1)
+		w.publishError(t, job.CodeBadImage, err.Error())
+		return
+	}
+	t.in.ContentType = info.ContentType
 
 	ctx, cancel := context.WithDeadline(context.Background(), t.deadline)
 	defer cancel()

@@ -16,6 +16,7 @@ import (
 	"github.com/visionmesh/vision/pkg/analyzer"
 	"github.com/visionmesh/vision/pkg/embednats"
 	"github.com/visionmesh/vision/pkg/job"
+	"github.com/visionmesh/vision/pkg/testimage"
 	"github.com/visionmesh/vision/pkg/worker"
 )
 
@@ -75,6 +76,12 @@ func startWorker(t testing.TB, url string, a analyzer.Analyzer, tweak func(*work
 
 // send publishes a job and returns the channel its replies arrive on.
 func send(t testing.TB, nc *nats.Conn, id string, hdr map[string]string) chan *nats.Msg {
+	return sendData(t, nc, id, hdr, tinyJPEG)
+}
+
+var tinyJPEG = testimage.JPEG(8, 8, 80, 1)
+
+func sendData(t testing.TB, nc *nats.Conn, id string, hdr map[string]string, data []byte) chan *nats.Msg {
 	t.Helper()
 	ch := make(chan *nats.Msg, 64)
 	inbox := nats.NewInbox()
@@ -93,7 +100,7 @@ func send(t testing.TB, nc *nats.Conn, id string, hdr map[string]string) chan *n
 			h.Set(k, v)
 		}
 	}
-	m := &nats.Msg{Subject: job.Subject(job.DefaultPrefix, "face"), Reply: inbox, Data: []byte("img"), Header: h}
+	m := &nats.Msg{Subject: job.Subject(job.DefaultPrefix, "face"), Reply: inbox, Data: data, Header: h}
 	if err := nc.PublishMsg(m); err != nil {
 		t.Fatal(err)
 	}
@@ -145,12 +152,16 @@ func TestWorkerReplies(t *testing.T) {
 		case "panic":
 			panic("analyzer bug")
 		}
+		if in.ContentType != "image/jpeg" {
+			return nil, fmt.Errorf("content type %q, want the sniffed image/jpeg", in.ContentType)
+		}
 		return map[string]string{"task": in.Task, "type": in.ContentType}, nil
 	})
-	w, nc := startWorker(t, url, a, nil)
+	w, nc := startWorker(t, url, a, func(c *worker.Config) { c.MaxPixels = 1_000_000 })
 	for _, tc := range []struct {
 		id, code string
 		hdr      map[string]string
+		data     []byte
 	}{
 		{id: "ok", hdr: map[string]string{job.HeaderContentType: "image/png"}},
 		{id: "bad-image", code: job.CodeBadImage},
@@ -160,10 +171,16 @@ func TestWorkerReplies(t *testing.T) {
 		{id: "no-deadline", code: job.CodeBadJob, hdr: map[string]string{job.HeaderDeadline: ""}},
 		{id: "expired", code: job.CodeDeadline, hdr: map[string]string{job.HeaderDeadline: job.FormatDeadline(time.Now().Add(-time.Second))}},
 		{id: "bad-heartbeat", code: job.CodeBadJob, hdr: map[string]string{job.HeaderHeartbeat: "often"}},
+		{id: "not-an-image", code: job.CodeBadImage, data: []byte("hello")},
+		{id: "bomb", code: job.CodeBadImage, data: testimage.GIF(1100, 1000)},
 		{id: "ok-after-panic"},
 	} {
 		t.Run(tc.id, func(t *testing.T) {
-			m, _ := final(t, send(t, nc, tc.id, tc.hdr))
+			data := tc.data
+			if data == nil {
+				data = tinyJPEG
+			}
+			m, _ := final(t, sendData(t, nc, tc.id, tc.hdr, data))
 			if got := errCode(m); got != tc.code {
 				t.Fatalf("error code: got %q (%s), want %q", got, m.Header.Get(micro.ErrorHeader), tc.code)
 			}
@@ -176,8 +193,8 @@ func TestWorkerReplies(t *testing.T) {
 		})
 	}
 	s := w.Stats()
-	if s.Done != 2 || s.Failed != 4 {
-		t.Errorf("stats: got done %d failed %d, want 2 and 4", s.Done, s.Failed)
+	if s.Done != 2 || s.Failed != 6 {
+		t.Errorf("stats: got done %d failed %d, want 2 and 6", s.Done, s.Failed)
 	}
 }
 
