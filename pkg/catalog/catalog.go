@@ -2,8 +2,9 @@
 // the worker binary and the orchestrator's dev mode can offer every analyzer
 // the project ships without knowing their packages.
 //
-// Kinds: simulate (for load tests), and the real detectors named after their
-// task: vehicle, plate, face. The real ones need the models that
+// Kinds: simulate (for load tests); the real detectors named after their
+// task: vehicle, plate, face; and two adapters for models of the user's own:
+// http (forward to a model server) and exec (run a command). The real ones need the models that
 // scripts/setup-models.sh installs; DefaultKind picks them for their task
 // when the files are there, and simulate otherwise.
 package catalog
@@ -18,7 +19,9 @@ import (
 	"time"
 
 	"github.com/visionmesh/vision/pkg/analyzer"
+	"github.com/visionmesh/vision/pkg/analyzer/execcmd"
 	"github.com/visionmesh/vision/pkg/analyzer/face"
+	"github.com/visionmesh/vision/pkg/analyzer/httpfwd"
 	"github.com/visionmesh/vision/pkg/analyzer/plate"
 	"github.com/visionmesh/vision/pkg/analyzer/simulate"
 	"github.com/visionmesh/vision/pkg/analyzer/vehicle"
@@ -45,6 +48,13 @@ type Options struct {
 	Threads int
 	// MaxPixels is the largest image the real analyzers decode.
 	MaxPixels int
+	// HTTPURL is the model server the http kind posts images to.
+	HTTPURL string
+	// Exec is the command line the exec kind runs (with /bin/sh -c).
+	Exec string
+	// AdapterTimeout bounds one request of the http kind or one run of the
+	// exec kind.
+	AdapterTimeout time.Duration
 }
 
 // RegisterFlags binds the analyzers' flags to fs, with their defaults. The
@@ -61,6 +71,11 @@ func (o *Options) RegisterFlagsEnv(fs *flag.FlagSet, getenv func(string) string)
 		"vehicle, plate, face: directory of the models that scripts/setup-models.sh installs (env "+ModelsDirEnv+")")
 	fs.IntVar(&o.Threads, "model-threads", 0, "vehicle, plate, face: threads per inference (0: one per core)")
 	fs.IntVar(&o.MaxPixels, "max-pixels", 40_000_000, "vehicle, plate, face: largest image decoded, in pixels")
+	fs.StringVar(&o.HTTPURL, "http-url", getenv("ANALYZER_HTTP_URL"),
+		`http: model server URL; each image is POSTed as multipart field "media" (env ANALYZER_HTTP_URL)`)
+	fs.StringVar(&o.Exec, "exec", getenv("ANALYZER_EXEC"),
+		"exec: command line run with /bin/sh -c per image: image on stdin, JSON on stdout (env ANALYZER_EXEC)")
+	fs.DurationVar(&o.AdapterTimeout, "adapter-timeout", 30*time.Second, "http, exec: time one request or run may take")
 }
 
 func modelsDir(getenv func(string) string) string {
@@ -96,6 +111,15 @@ var kinds = map[string]kind{
 		},
 		files: plate.Files,
 	},
+	"http": {build: func(_ string, o Options) (analyzer.Analyzer, error) {
+		return httpfwd.New(httpfwd.Config{URL: o.HTTPURL, Timeout: o.AdapterTimeout})
+	}},
+	"exec": {build: func(_ string, o Options) (analyzer.Analyzer, error) {
+		if o.Exec == "" {
+			return nil, errors.New("no -exec command")
+		}
+		return execcmd.New(execcmd.Config{Command: []string{"/bin/sh", "-c", o.Exec}, Timeout: o.AdapterTimeout})
+	}},
 }
 
 // Kinds lists the analyzer kinds New accepts, sorted.

@@ -47,14 +47,32 @@ func TestDefaultKind(t *testing.T) {
 }
 
 func TestNewMissingModels(t *testing.T) {
-	for _, kind := range catalog.Kinds() {
-		if kind == "simulate" {
-			continue
-		}
+	for _, kind := range []string{"vehicle", "plate", "face"} {
 		t.Run(kind, func(t *testing.T) {
 			_, err := catalog.New(kind, kind, catalog.Options{ModelsDir: t.TempDir()})
 			if !errors.Is(err, onnx.ErrMissing) || !strings.Contains(err.Error(), "scripts/setup-models.sh") {
 				t.Errorf("got %v, want ErrMissing naming scripts/setup-models.sh", err)
+			}
+		})
+	}
+}
+
+func TestNewAdapters(t *testing.T) {
+	tests := []struct {
+		kind    string
+		o       catalog.Options
+		wantErr bool
+	}{
+		{"http", catalog.Options{HTTPURL: "http://127.0.0.1:9/analyze"}, false},
+		{"http", catalog.Options{}, true},
+		{"exec", catalog.Options{Exec: "cat >/dev/null; echo {}"}, false},
+		{"exec", catalog.Options{}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.kind, func(t *testing.T) {
+			_, err := catalog.New(tc.kind, "face", tc.o)
+			if (err != nil) != tc.wantErr {
+				t.Errorf("got error %v, want error: %v", err, tc.wantErr)
 			}
 		})
 	}
