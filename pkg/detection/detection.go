@@ -103,3 +103,13 @@ func (b Box) Round() Box {
 	r := func(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }
 	return Box{X: r(b.X), Y: r(b.Y), W: r(b.W), H: r(b.H)}
 }
+
+// Median returns the median of ms (for reporting p50 inference times); 0 for
+// none. It sorts ms.
+func Median(ms []float64) float64 {
+	if len(ms) == 0 {
+		return 0
+	}
+	sort.Float64s(ms)
+	return ms[len(ms)/2]
+}

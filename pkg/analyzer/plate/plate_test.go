@@ -133,7 +133,9 @@ func TestMissingModel(t *testing.T) {
 func BenchmarkAnalyze(b *testing.B) {
 	r := newReader(b)
 	data, _ := plateImage(b, "KX 482 TL", 640, 360, 120, 120, 64)
+	var ms []float64
 	for b.Loop() {
-		analyze(b, r, data)
+		ms = append(ms, analyze(b, r, data).InferenceMS)
 	}
+	b.ReportMetric(detection.Median(ms), "p50-inference-ms")
 }
