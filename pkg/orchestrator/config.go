@@ -32,6 +32,7 @@ type Config struct {
 	Dev            bool
 	DevNATSPort    int
 	DevConcurrency int
+	DevKind        string
 	DevAnalyzers   catalog.Options
 
 	LogFormat string
@@ -70,6 +71,7 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 	fs.BoolVar(&c.Dev, "dev", false, "dev mode: embedded NATS server and every task's worker in this process")
 	fs.IntVar(&c.DevNATSPort, "dev-nats-port", 4222, "dev mode: port of the embedded NATS server (-1: any free port)")
 	fs.IntVar(&c.DevConcurrency, "dev-concurrency", 4, "dev mode: concurrency of each task's worker")
+	fs.StringVar(&c.DevKind, "analyzer", "", fmt.Sprintf("dev mode: analyzer kind for every task %v (default: each task's real analyzer when its models are installed, else simulate)", catalog.Kinds()))
 	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "text"), "log format: text or json (env LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error (env LOG_LEVEL)")
 	c.NATS.RegisterFlags(fs, getenv)

@@ -225,7 +225,10 @@ func (o *Orchestrator) startDev() error {
 	o.cfg.NATS.URL = ns.ClientURL()
 	o.log.Info("dev mode: embedded NATS running", "url", ns.ClientURL())
 	for _, task := range o.cfg.API.Tasks {
-		kind := catalog.DefaultKind(task)
+		kind := o.cfg.DevKind
+		if kind == "" {
+			kind = catalog.DefaultKind(task)
+		}
 		a, err := catalog.New(kind, task, o.cfg.DevAnalyzers)
 		if err != nil {
 			return fmt.Errorf("dev mode: %w", err)
