@@ -46,7 +46,8 @@ type Options struct {
 	// Threads is the number of threads one model inference may use; 0
 	// means one per core.
 	Threads int
-	// MaxPixels is the largest image the real analyzers decode.
+	// MaxPixels is the largest image the real analyzers decode. It has no
+	// flag of its own: the worker's -max-pixels sets it.
 	MaxPixels int
 	// HTTPURL is the model server the http kind posts images to.
 	HTTPURL string
@@ -70,7 +71,6 @@ func (o *Options) RegisterFlagsEnv(fs *flag.FlagSet, getenv func(string) string)
 	fs.StringVar(&o.ModelsDir, "models-dir", modelsDir(getenv),
 		"vehicle, plate, face: directory of the models that scripts/setup-models.sh installs (env "+ModelsDirEnv+")")
 	fs.IntVar(&o.Threads, "model-threads", 0, "vehicle, plate, face: threads per inference (0: one per core)")
-	fs.IntVar(&o.MaxPixels, "max-pixels", 40_000_000, "vehicle, plate, face: largest image decoded, in pixels")
 	fs.StringVar(&o.HTTPURL, "http-url", getenv("ANALYZER_HTTP_URL"),
 		`http: model server URL; each image is POSTed as multipart field "media" (env ANALYZER_HTTP_URL)`)
 	fs.StringVar(&o.Exec, "exec", getenv("ANALYZER_EXEC"),

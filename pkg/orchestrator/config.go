@@ -79,6 +79,7 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	c.DevAnalyzers.MaxPixels = int(c.API.MaxPixels)
 	c.API.Tasks = splitList(*tasks)
 	c.API.APIKeys = splitList(*keys)
 	if c.NATS.Name == "" {

@@ -49,6 +49,7 @@ func ParseFlags(args []string, getenv func(string) string) (ProcessConfig, error
 	if c.Worker.Task == "" {
 		return c, errors.New("worker: -task is required")
 	}
+	c.Analyzers.MaxPixels = int(c.Worker.MaxPixels)
 	if c.Worker.Kind == "" {
 		c.Worker.Kind = catalog.DefaultKind(c.Worker.Task)
 	}
