@@ -1,0 +1,5 @@
+//go:build cgo
+
+package modeltest
+
+const cgo = true
