@@ -14,7 +14,8 @@ import (
 //	 "model":{"name":"centernet-mobilenetv3","version":"human-models 3.0.4"},
 //	 "inference_ms":61.2,"width":640,"height":480}
 //
-// Detections are sorted by score, highest first; boxes are in pixels of the
+// Detections are sorted by score, highest first (an empty list, never
+// null, when nothing is found); boxes are in pixels of the
 // image as uploaded, with the origin at its top-left corner.
 type Result struct {
 	Detections  []Detection `json:"detections"`
@@ -72,10 +73,15 @@ func IoU(a, b Box) float64 {
 
 // NMS sorts ds by score (highest first) and drops every detection that
 // overlaps a better one by more than iou: one of the same label when
-// perLabel is set, any otherwise. It reuses ds's backing array.
+// perLabel is set, any otherwise. It reuses ds's backing array, and returns
+// an empty slice rather than nil, so that a Result's "detections" encodes as
+// [] when nothing is found.
 func NMS(ds []Detection, iou float64, perLabel bool) []Detection {
 	sort.SliceStable(ds, func(i, j int) bool { return ds[i].Score > ds[j].Score })
 	out := ds[:0]
+	if out == nil {
+		out = []Detection{}
+	}
 	for _, d := range ds {
 		keep := true
 		for _, k := range out {

@@ -82,3 +82,9 @@ func TestTensorLetterbox(t *testing.T) {
 		t.Errorf("got top-left %v and bottom-right %v, want 200 and 0", x[0], x[15])
 	}
 }
+
+func TestNMSEmptyIsNotNil(t *testing.T) {
+	if got := detection.NMS(nil, 0.5, false); got == nil {
+		t.Errorf("got nil, want an empty slice")
+	}
+}
