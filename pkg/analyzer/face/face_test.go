@@ -1,8 +1,13 @@
 package face_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
 	"testing"
 
 	"github.com/visionmesh/vision/pkg/analyzer"
@@ -61,6 +66,42 @@ func TestPhotos(t *testing.T) {
 				t.Errorf("got box %+v, want one around (%v, %v)", b, tc.cx, tc.cy)
 			}
 		})
+	}
+}
+
+// TestTwoFacesWide puts the astronaut twice, side by side, on a wide grey
+// canvas: both faces must be found, each where it was pasted.
+func TestTwoFacesWide(t *testing.T) {
+	d := newDetector(t)
+	src, err := png.Decode(bytes.NewReader(testimage.Photo(t, "astronaut.png")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	canvas := image.NewRGBA(image.Rect(0, 0, 1400, 600))
+	draw.Draw(canvas, canvas.Bounds(), image.NewUniform(color.Gray{Y: 128}), image.Point{}, draw.Src)
+	offsets := []image.Point{{40, 40}, {800, 60}}
+	for _, o := range offsets {
+		draw.Draw(canvas, src.Bounds().Add(o), src, image.Point{}, draw.Src)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, canvas); err != nil {
+		t.Fatal(err)
+	}
+	res := analyze(t, d, buf.Bytes())
+	t.Logf("%+v", res.Detections)
+	if len(res.Detections) != len(offsets) {
+		t.Fatalf("got %d faces %+v, want %d", len(res.Detections), res.Detections, len(offsets))
+	}
+	for _, o := range offsets {
+		c := image.Pt(215, 125).Add(o) // the face's centre in astronaut.png, moved
+		found := false
+		for _, f := range res.Detections {
+			b := f.Box
+			found = found || c.In(image.Rect(int(b.X), int(b.Y), int(b.X+b.W), int(b.Y+b.H)))
+		}
+		if !found {
+			t.Errorf("no face around %v in %+v", c, res.Detections)
+		}
 	}
 }
 

@@ -48,6 +48,15 @@ func analyze(tb testing.TB, r *plate.Reader, data []byte) *detection.Result {
 // rectangle.
 func plateImage(tb testing.TB, text string, w, h, px, py int, size float64) ([]byte, image.Rectangle) {
 	tb.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.Draw(img, img.Bounds(), image.NewUniform(color.RGBA{110, 115, 120, 255}), image.Point{}, draw.Src)
+	return drawPlate(tb, img, text, px, py, size)
+}
+
+// drawPlate draws a plate with text at (px, py) on img and returns img as PNG
+// with the plate's rectangle.
+func drawPlate(tb testing.TB, img *image.RGBA, text string, px, py int, size float64) ([]byte, image.Rectangle) {
+	tb.Helper()
 	f, err := opentype.Parse(gobold.TTF)
 	if err != nil {
 		tb.Fatal(err)
@@ -57,8 +66,6 @@ func plateImage(tb testing.TB, text string, w, h, px, py int, size float64) ([]b
 		tb.Fatal(err)
 	}
 	defer face.Close()
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	draw.Draw(img, img.Bounds(), image.NewUniform(color.RGBA{110, 115, 120, 255}), image.Point{}, draw.Src)
 	d := &font.Drawer{Dst: img, Src: image.Black, Face: face}
 	tw := d.MeasureString(text).Ceil()
 	m := face.Metrics()
@@ -107,6 +114,26 @@ func TestComposedPlate(t *testing.T) {
 				t.Errorf("got box %+v centred at %v, want its centre in the plate %v", b, c, rect)
 			}
 		})
+	}
+}
+
+// TestPlateOnPhoto draws a plate onto a real photo: only the plate is read.
+func TestPlateOnPhoto(t *testing.T) {
+	r := newReader(t)
+	src, err := png.Decode(bytes.NewReader(testimage.Photo(t, "motorcycle_left.png")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := image.NewRGBA(src.Bounds())
+	draw.Draw(img, img.Bounds(), src, image.Point{}, draw.Src)
+	data, rect := drawPlate(t, img, "MH 12 AB 3456", 260, 330, 28)
+	res := analyze(t, r, data)
+	t.Logf("plate at %v: %.1f ms: %+v", rect, res.InferenceMS, res.Detections)
+	if len(res.Detections) != 1 {
+		t.Fatalf("got %d plates %+v, want 1", len(res.Detections), res.Detections)
+	}
+	if got := strings.ReplaceAll(res.Detections[0].Text, " ", ""); got != "MH12AB3456" {
+		t.Errorf("got text %q, want %q", res.Detections[0].Text, "MH 12 AB 3456")
 	}
 }
 
