@@ -28,12 +28,22 @@ dir=$(cd "$dir" && pwd)
 
 log() { printf 'setup-models: %s\n' "$*" >&2; }
 
+# One setup at a time per directory (CI and a developer may race).
+if command -v flock >/dev/null; then
+	exec 9>"$dir/.lock"
+	flock 9
+fi
+
 # pack NAME@VERSION prints the path of the package's tarball, fetching it
 # with npm pack into $dir/npm once.
 pack() {
 	local spec=$1 file
 	file=$(printf '%s' "${spec%@*}" | sed 's|^@||; s|/|-|')-${spec##*@}.tgz
 	if [[ ! -s $dir/npm/$file ]]; then
+		if ! command -v npm >/dev/null; then
+			log "needs npm to fetch $spec (Debian: apt-get install npm)"
+			exit 1
+		fi
 		log "npm pack $spec"
 		(cd "$dir/npm" && npm pack --silent "$spec" >/dev/null)
 	fi
