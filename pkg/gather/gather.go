@@ -448,6 +448,30 @@ func (r *run) tick(now time.Time) {
 	}
 }
 
+// replyKind is what a message on a task's reply subject is.
+type replyKind int
+
+const (
+	kindResult       replyKind = iota // a worker's JSON result
+	kindNoResponders                  // NATS: nobody subscribes to the task subject
+	kindHeartbeat                     // a worker still holds the job
+	kindError                         // a worker's micro error reply
+)
+
+// classify tells what m is, from its headers.
+func classify(m *nats.Msg) replyKind {
+	switch {
+	case len(m.Data) == 0 && m.Header.Get("Status") == "503":
+		return kindNoResponders
+	case m.Header.Get(job.HeaderStatus) == job.StatusWorking:
+		return kindHeartbeat
+	case m.Header.Get(micro.ErrorCodeHeader) != "":
+		return kindError
+	default:
+		return kindResult
+	}
+}
+
 // handle applies one reply message to its task.
 func (r *run) handle(rep reply) {
 	i, m, at := rep.idx, rep.msg, rep.at
@@ -457,13 +481,12 @@ func (r *run) handle(rep reply) {
 		return
 	}
 	t.lastSeen = at
-	switch {
-	case len(m.Data) == 0 && m.Header.Get("Status") == "503":
-		// NATS no-responders: nobody subscribes to the task subject.
+	switch classify(m) {
+	case kindNoResponders:
 		r.finish(i, at, StatusUnavailable, &Error{Code: "503", Message: "no worker running for task " + r.out[i].Task})
-	case m.Header.Get(job.HeaderStatus) == job.StatusWorking:
-		// A heartbeat: the lease was renewed above.
-	case m.Header.Get(micro.ErrorCodeHeader) != "":
+	case kindHeartbeat:
+		// The lease was renewed above.
+	case kindError:
 		code := m.Header.Get(micro.ErrorCodeHeader)
 		e := &Error{Code: code, Message: m.Header.Get(micro.ErrorHeader)}
 		r.out[i].Worker = m.Header.Get(job.HeaderWorker)
@@ -481,7 +504,7 @@ func (r *run) handle(rep reply) {
 			st = StatusTimeout // the worker ran out of time: same as no reply
 		}
 		r.finish(i, at, st, e)
-	default:
+	case kindResult:
 		r.out[i].Worker = m.Header.Get(job.HeaderWorker)
 		if !json.Valid(m.Data) {
 			r.finish(i, at, StatusError, &Error{Code: job.CodeFailed, Message: "worker reply is not valid JSON"})

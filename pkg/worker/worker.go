@@ -234,24 +234,13 @@ func (w *Worker) admit(req micro.Request) {
 		return // nobody to answer
 	}
 	h := req.Headers()
-	id := h.Get(job.HeaderID)
-	deadline, err := job.ParseDeadline(h.Get(job.HeaderDeadline))
-	if err != nil || id == "" {
-		w.refuse(req, job.CodeBadJob, fmt.Sprintf("bad job: need %s and %s headers", job.HeaderID, job.HeaderDeadline))
-		return
-	}
-	if !time.Now().Before(deadline) {
-		w.expired.Add(1)
-		w.refuse(req, job.CodeDeadline, "deadline passed before the job arrived")
-		return
-	}
-	var beat time.Duration
-	if v := h.Get(job.HeaderHeartbeat); v != "" {
-		if beat, err = time.ParseDuration(v); err != nil || beat <= 0 {
-			w.refuse(req, job.CodeBadJob, fmt.Sprintf("bad %s %q", job.HeaderHeartbeat, v))
-			return
+	meta, code, err := parseJob(h, time.Now())
+	if err != nil {
+		if code == job.CodeDeadline {
+			w.expired.Add(1)
 		}
-		beat = max(beat, 10*time.Millisecond)
+		w.refuse(req, code, err.Error())
+		return
 	}
 	size := int64(len(req.Data()))
 
@@ -273,12 +262,12 @@ func (w *Worker) admit(req micro.Request) {
 	w.mu.Unlock()
 
 	j := &task{
-		id:       id,
+		id:       meta.id,
 		reply:    req.Reply(),
-		deadline: deadline,
-		beat:     beat,
+		deadline: meta.deadline,
+		beat:     meta.beat,
 		in: analyzer.Input{
-			JobID:       id,
+			JobID:       meta.id,
 			Task:        w.cfg.Task,
 			ContentType: h.Get(job.HeaderContentType),
 			Data:        req.Data(),
@@ -286,6 +275,43 @@ func (w *Worker) admit(req micro.Request) {
 		attempt: h.Get(job.HeaderAttempt),
 	}
 	go w.run(j)
+}
+
+// jobMeta is what a job's headers say.
+type jobMeta struct {
+	id       string
+	deadline time.Time
+	beat     time.Duration
+}
+
+// minHeartbeat bounds how often a worker sends heartbeats, whatever the
+// orchestrator asks.
+const minHeartbeat = 10 * time.Millisecond
+
+// parseJob reads a job's headers. On error it also returns the error code
+// to reply with.
+func parseJob(h micro.Headers, now time.Time) (jobMeta, string, error) {
+	var m jobMeta
+	m.id = h.Get(job.HeaderID)
+	if m.id == "" {
+		return m, job.CodeBadJob, fmt.Errorf("bad job: no %s header", job.HeaderID)
+	}
+	dl, err := job.ParseDeadline(h.Get(job.HeaderDeadline))
+	if err != nil {
+		return m, job.CodeBadJob, fmt.Errorf("bad job: %w", err)
+	}
+	if !now.Before(dl) {
+		return m, job.CodeDeadline, fmt.Errorf("deadline passed before the job arrived")
+	}
+	m.deadline = dl
+	if v := h.Get(job.HeaderHeartbeat); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return m, job.CodeBadJob, fmt.Errorf("bad job: %s %q", job.HeaderHeartbeat, v)
+		}
+		m.beat = max(d, minHeartbeat)
+	}
+	return m, "", nil
 }
 
 // refuse answers a job with an error from within the handler.
