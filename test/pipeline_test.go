@@ -200,32 +200,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// skipIfFlagsPanic skips the test when building the orchestrator's or the
-// worker's flag set panics (the -max-pixels bug), which would otherwise
-// crash the whole test binary.
-func skipIfFlagsPanic(tb testing.TB) {
-	tb.Helper()
-	var msg string
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				msg = fmt.Sprint(p)
-			}
-		}()
-		noenv := func(string) string { return "" }
-		_, _ = orchestrator.ParseFlags(nil, noenv)
-		_, _ = worker.ParseFlags([]string{"-task", "vehicle"}, noenv)
-	}()
-	if msg != "" {
-		tb.Skipf("BUG: building the flag set panics (%s): -max-pixels is registered twice, by pkg/catalog.RegisterFlagsEnv and by pkg/worker.ParseFlags / pkg/orchestrator.ParseFlags", msg)
-	}
-}
-
 // TestE2EDevMode runs the orchestrator binary's Run in this process with
 // -dev (embedded NATS, every task's worker in process): a curl -F style
 // upload gets three ok tasks, and cancelling the context stops it cleanly.
 func TestE2EDevMode(t *testing.T) {
-	skipIfFlagsPanic(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out syncBuffer
