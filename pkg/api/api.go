@@ -137,6 +137,10 @@ func New(cfg Config, g Gatherer, ready Readier, log *slog.Logger) (*Server, erro
 // Handle adds a route (the web page, metrics) to the server's mux.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
+// HandleAPI adds a route that, like /v1/analyze, requires an API key when
+// keys are configured (GET /v1/workers).
+func (s *Server) HandleAPI(pattern string, h http.Handler) { s.mux.Handle(pattern, s.auth(h)) }
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
