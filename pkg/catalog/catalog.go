@@ -49,6 +49,11 @@ type Options struct {
 	// MaxPixels is the largest image the real analyzers decode. It has no
 	// flag of its own: the worker's -max-pixels sets it.
 	MaxPixels int
+	// KnownFaces is a folder of known faces; when set, the face kind also
+	// recognises people (see face.Config.Known).
+	KnownFaces string
+	// FaceMatch is the similarity from which a face is a known person.
+	FaceMatch float64
 	// HTTPURL is the model server the http kind posts images to.
 	HTTPURL string
 	// Exec is the command line the exec kind runs (with /bin/sh -c).
@@ -71,6 +76,9 @@ func (o *Options) RegisterFlagsEnv(fs *flag.FlagSet, getenv func(string) string)
 	fs.StringVar(&o.ModelsDir, "models-dir", modelsDir(getenv),
 		"vehicle, plate, face: directory of the models that scripts/setup-models.sh installs (env "+ModelsDirEnv+")")
 	fs.IntVar(&o.Threads, "model-threads", 0, "vehicle, plate, face: threads per inference (0: one per core)")
+	fs.StringVar(&o.KnownFaces, "known-faces", getenv("VISION_KNOWN_FACES"),
+		"face: folder of known faces (name.jpg or name/*.jpg) to recognise people by; empty: detection only (env VISION_KNOWN_FACES)")
+	fs.Float64Var(&o.FaceMatch, "face-match", 0.6, "face: cosine similarity from which a face is a known person")
 	fs.StringVar(&o.HTTPURL, "http-url", getenv("ANALYZER_HTTP_URL"),
 		`http: model server URL; each image is POSTed as multipart field "media" (env ANALYZER_HTTP_URL)`)
 	fs.StringVar(&o.Exec, "exec", getenv("ANALYZER_EXEC"),
@@ -101,7 +109,8 @@ var kinds = map[string]kind{
 	},
 	"face": {
 		build: func(_ string, o Options) (analyzer.Analyzer, error) {
-			return face.New(face.Config{Dir: o.ModelsDir, Threads: o.Threads, MaxPixels: o.MaxPixels})
+			return face.New(face.Config{Dir: o.ModelsDir, Threads: o.Threads, MaxPixels: o.MaxPixels,
+				Known: o.KnownFaces, Match: o.FaceMatch})
 		},
 		files: []string{onnx.LibraryName, face.ModelFile},
 	},

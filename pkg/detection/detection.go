@@ -34,6 +34,11 @@ type Detection struct {
 	Box   Box     `json:"box"`
 	// Text is what was read inside the box (plates only).
 	Text string `json:"text,omitempty"`
+	// Name is who the face is, when face recognition is on and the face
+	// matches a known one (faces only), with the cosine Similarity of
+	// their embeddings, in [-1,1].
+	Name       string  `json:"name,omitempty"`
+	Similarity float64 `json:"similarity,omitempty"`
 }
 
 // Box is an axis-aligned rectangle in image pixels.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"math"
 	"testing"
 
 	"github.com/visionmesh/vision/pkg/analyzer"
@@ -86,5 +87,48 @@ func TestTensorLetterbox(t *testing.T) {
 func TestNMSEmptyIsNotNil(t *testing.T) {
 	if got := detection.NMS(nil, 0.5, false); got == nil {
 		t.Errorf("got nil, want an empty slice")
+	}
+}
+
+func TestRotated(t *testing.T) {
+	// Left half red, right half blue.
+	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+	for y := 0; y < 8; y++ {
+		for x := 0; x < 8; x++ {
+			o := img.PixOffset(x, y)
+			if x < 4 {
+				img.Pix[o] = 255
+			} else {
+				img.Pix[o+2] = 255
+			}
+			img.Pix[o+3] = 255
+		}
+	}
+	one := [3]float32{1, 1, 1}
+	tests := []struct {
+		name          string
+		angle         float64
+		top, bottom string // colour of the top-left and bottom-left corners
+	}{
+		{"upright", 0, "red", "red"},
+		// Turned a quarter: the image's right half (blue) comes up on top.
+		{"quarter turn", math.Pi / 2, "blue", "red"},
+	}
+	colour := func(x []float32, i int) string {
+		switch {
+		case x[i] == 255 && x[2*64+i] == 0:
+			return "red"
+		case x[i] == 0 && x[2*64+i] == 255:
+			return "blue"
+		}
+		return fmt.Sprint(x[i], x[2*64+i])
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := detection.Rotated(img, 4, 4, 8, tc.angle, 8, 8, detection.NCHW, [3]float32{}, one)
+			if top, bottom := colour(x, 0), colour(x, 7*8); top != tc.top || bottom != tc.bottom {
+				t.Errorf("got %s top-left and %s bottom-left, want %s and %s", top, bottom, tc.top, tc.bottom)
+			}
+		})
 	}
 }

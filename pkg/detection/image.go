@@ -7,6 +7,7 @@ import (
 	_ "image/gif" // the formats the orchestrator accepts
 	_ "image/jpeg"
 	_ "image/png"
+	"math"
 
 	"github.com/visionmesh/vision/pkg/analyzer"
 )
@@ -85,6 +86,32 @@ func Tensor(img *image.RGBA, r image.Rectangle, w, h int, layout Layout, mean, s
 					out[(y*w+x)*3+c] = v
 				} else {
 					out[c*plane+y*w+x] = v
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Rotated samples a side x side square of img centred on (cx, cy) and turned
+// by angle radians (clockwise on screen, the way an upright face tilted by
+// angle looks) into w x h pixels, as Tensor does for an axis-aligned
+// rectangle: the result shows the square's content upright.
+func Rotated(img *image.RGBA, cx, cy, side, angle float64, w, h int, layout Layout, mean, scale [3]float32) []float32 {
+	out := make([]float32, w*h*3)
+	cos, sin := math.Cos(angle), math.Sin(angle)
+	plane := w * h
+	for y := 0; y < h; y++ {
+		v := ((float64(y)+0.5)/float64(h) - 0.5) * side
+		for x := 0; x < w; x++ {
+			u := ((float64(x)+0.5)/float64(w) - 0.5) * side
+			p := bilinear(img, cx+u*cos-v*sin-0.5, cy+u*sin+v*cos-0.5)
+			for c := 0; c < 3; c++ {
+				val := (p[c] - mean[c]) * scale[c]
+				if layout == NHWC {
+					out[(y*w+x)*3+c] = val
+				} else {
+					out[c*plane+y*w+x] = val
 				}
 			}
 		}

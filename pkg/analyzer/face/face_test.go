@@ -8,6 +8,9 @@ import (
 	"image/color"
 	"image/draw"
 	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/visionmesh/vision/pkg/analyzer"
@@ -102,6 +105,72 @@ func TestTwoFacesWide(t *testing.T) {
 		if !found {
 			t.Errorf("no face around %v in %+v", c, res.Detections)
 		}
+	}
+}
+
+// mirrored returns the photo flipped left to right, as PNG: the same face,
+// but not the same pixels.
+func mirrored(t *testing.T, photo string) []byte {
+	t.Helper()
+	src, err := png.Decode(bytes.NewReader(testimage.Photo(t, photo)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := src.Bounds()
+	dst := image.NewRGBA(b)
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			dst.Set(b.Max.X-1-(x-b.Min.X), y, src.At(x, y))
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, dst); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestRecognition(t *testing.T) {
+	dir := modeltest.Dir(t, onnx.LibraryName, face.ModelFile, face.EmbedFile)
+	known := t.TempDir()
+	if err := os.WriteFile(filepath.Join(known, "eileen.png"), testimage.Photo(t, "astronaut.png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := face.New(face.Config{Dir: dir, Known: known})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	tests := []struct {
+		name string
+		data []byte
+		want string // the name of the face found; "" for a stranger
+	}{
+		{"same person mirrored", mirrored(t, "astronaut.png"), "eileen"},
+		{"someone else", testimage.Photo(t, "camera.png"), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := analyze(t, d, tc.data)
+			t.Logf("%s: %.1f ms: %+v", res.Model.Name, res.InferenceMS, res.Detections)
+			if len(res.Detections) != 1 {
+				t.Fatalf("got %d faces, want 1", len(res.Detections))
+			}
+			if got := res.Detections[0].Name; got != tc.want {
+				t.Errorf("got name %q (similarity %v), want %q", got, res.Detections[0].Similarity, tc.want)
+			}
+		})
+	}
+}
+
+func TestRecognitionKnownWithoutFace(t *testing.T) {
+	dir := modeltest.Dir(t, onnx.LibraryName, face.ModelFile, face.EmbedFile)
+	known := t.TempDir()
+	if err := os.WriteFile(filepath.Join(known, "mug.png"), testimage.Photo(t, "coffee.png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := face.New(face.Config{Dir: dir, Known: known})
+	if err == nil || !strings.Contains(err.Error(), "no face") {
+		t.Errorf("got %v, want an error saying mug.png has no face", err)
 	}
 }
 
