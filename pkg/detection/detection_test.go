@@ -106,8 +106,8 @@ func TestRotated(t *testing.T) {
 	}
 	one := [3]float32{1, 1, 1}
 	tests := []struct {
-		name          string
-		angle         float64
+		name        string
+		angle       float64
 		top, bottom string // colour of the top-left and bottom-left corners
 	}{
 		{"upright", 0, "red", "red"},
