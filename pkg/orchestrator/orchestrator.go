@@ -113,6 +113,9 @@ func Start(cfg Config, log *slog.Logger) (_ *Orchestrator, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := o.routes(); err != nil {
+		return nil, err
+	}
 	o.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
