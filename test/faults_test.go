@@ -348,6 +348,10 @@ func TestFaultClusterNodeLost(t *testing.T) {
 		return nil
 	})
 	failover := time.Since(lostAt)
+	before := map[string]int{}
+	for _, w := range onB {
+		before[w.id] = tl.workerCount(w.id)
+	}
 	progress(40)
 	stop()
 
@@ -358,6 +362,10 @@ func TestFaultClusterNodeLost(t *testing.T) {
 	for _, w := range onB {
 		if w.exited() {
 			t.Errorf("%s exited when its node went down: %v", w.name, w.err)
+		}
+		// Back on the cluster, it takes its share of jobs again.
+		if n := tl.workerCount(w.id); n <= before[w.id] {
+			t.Errorf("%s answered %d jobs before failing over and %d in all, want more after", w.name, before[w.id], n)
 		}
 	}
 }

@@ -650,6 +650,13 @@ func load(c *http.Client, base, query string, up upload, clients, nTasks int, t 
 	}
 }
 
+// workerCount returns how many task results the worker with id gave.
+func (t *tally) workerCount(id string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.workers[id]
+}
+
 // sentSoFar returns how many requests the tally has seen.
 func (t *tally) sentSoFar() int {
 	t.mu.Lock()
