@@ -35,6 +35,9 @@ type Config struct {
 	DevKind        string
 	DevAnalyzers   catalog.Options
 
+	// PprofAddr, when set, serves /debug/pprof there (keep it on localhost).
+	PprofAddr string
+
 	LogFormat string
 	LogLevel  string
 }
@@ -72,6 +75,7 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&c.DevNATSPort, "dev-nats-port", 4222, "dev mode: port of the embedded NATS server (-1: any free port)")
 	fs.IntVar(&c.DevConcurrency, "dev-concurrency", 4, "dev mode: concurrency of each task's worker")
 	fs.StringVar(&c.DevKind, "analyzer", "", fmt.Sprintf("dev mode: analyzer kind for every task %v (default: each task's real analyzer when its models are installed, else simulate)", catalog.Kinds()))
+	fs.StringVar(&c.PprofAddr, "pprof", "", "serve /debug/pprof on this address, e.g. 127.0.0.1:6060 (off when empty)")
 	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "text"), "log format: text or json (env LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error (env LOG_LEVEL)")
 	c.NATS.RegisterFlags(fs, getenv)

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -35,6 +36,7 @@ type Orchestrator struct {
 	nc   *nats.Conn
 	g    *gather.Gatherer
 	api  *api.Server
+	prof *http.Server   // -pprof
 	ns   *server.Server // dev mode
 	devs []devWorker    // dev mode
 	serr chan error
@@ -135,6 +137,11 @@ func Start(cfg Config, log *slog.Logger) (_ *Orchestrator, err error) {
 			o.serr <- err
 		}
 	}()
+	if cfg.PprofAddr != "" {
+		if err := o.startPprof(); err != nil {
+			return nil, err
+		}
+	}
 	log.Info("orchestrator listening", "addr", o.ln.Addr().String(), "url", "http://"+o.ln.Addr().String())
 	return o, nil
 }
@@ -162,6 +169,9 @@ func (o *Orchestrator) Shutdown(ctx context.Context) error {
 	var errs []error
 	if err := o.srv.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if o.prof != nil {
+		_ = o.prof.Close()
 	}
 	if err := o.g.Close(); err != nil {
 		errs = append(errs, err)
@@ -254,5 +264,24 @@ func (o *Orchestrator) startDev() error {
 		}
 		o.devs = append(o.devs, devWorker{w: w, nc: nc})
 	}
+	return nil
+}
+
+// startPprof serves the runtime profiles on their own listener, so they are
+// never exposed on the public address.
+func (o *Orchestrator) startPprof() error {
+	ln, err := net.Listen("tcp", o.cfg.PprofAddr)
+	if err != nil {
+		return fmt.Errorf("pprof listen %s: %w", o.cfg.PprofAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	o.prof = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = o.prof.Serve(ln) }()
+	o.log.Info("pprof listening", "addr", ln.Addr().String())
 	return nil
 }
