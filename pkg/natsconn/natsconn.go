@@ -4,6 +4,8 @@
 package natsconn
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -155,4 +157,26 @@ func (c Config) Connect(log *slog.Logger, onErr func(error), extra ...nats.Optio
 		return nil, fmt.Errorf("nats connect %s: %w", redactURLs(c.URL), err)
 	}
 	return nc, nil
+}
+
+// Drain drains nc (its subscriptions finish the messages they hold, pending
+// publishes are flushed) and waits until it is closed or ctx ends, when it
+// closes nc at once. A connection already closed is not an error.
+func Drain(ctx context.Context, nc *nats.Conn) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return nil
+		}
+		return fmt.Errorf("nats drain: %w", err)
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		nc.Close()
+		return fmt.Errorf("nats drain: %w", ctx.Err())
+	}
 }

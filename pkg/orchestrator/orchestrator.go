@@ -24,6 +24,7 @@ import (
 	"github.com/visionmesh/vision/pkg/embednats"
 	"github.com/visionmesh/vision/pkg/gather"
 	"github.com/visionmesh/vision/pkg/logging"
+	"github.com/visionmesh/vision/pkg/natsconn"
 	"github.com/visionmesh/vision/pkg/worker"
 )
 
@@ -176,7 +177,7 @@ func (o *Orchestrator) Shutdown(ctx context.Context) error {
 	if err := o.g.Close(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := drain(ctx, o.nc); err != nil {
+	if err := natsconn.Drain(ctx, o.nc); err != nil {
 		errs = append(errs, err)
 	}
 	for _, d := range o.devs {
@@ -205,25 +206,6 @@ func (o *Orchestrator) closeAll() {
 	}
 	if o.ns != nil {
 		o.ns.Shutdown()
-	}
-}
-
-func drain(ctx context.Context, nc *nats.Conn) error {
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		if errors.Is(err, nats.ErrConnectionClosed) {
-			return nil
-		}
-		return fmt.Errorf("nats drain: %w", err)
-	}
-	select {
-	case <-closed:
-		return nil
-	case <-ctx.Done():
-		nc.Close()
-		return fmt.Errorf("nats drain: %w", ctx.Err())
 	}
 }
 

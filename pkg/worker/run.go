@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -109,25 +108,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // closed or ctx ends.
 func Drain(ctx context.Context, w *Worker, nc *nats.Conn) error {
 	werr := w.Shutdown(ctx)
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return errors.Join(werr, fmt.Errorf("drain: %w", err))
-	}
-	select {
-	case <-closed:
-	case <-ctx.Done():
-		nc.Close()
-		return errors.Join(werr, fmt.Errorf("drain: %w", ctx.Err()))
+	if err := natsconn.Drain(ctx, nc); err != nil {
+		return errors.Join(werr, err)
 	}
 	if werr == nil {
-		slogDone(w)
+		s := w.Stats()
+		w.log.Info("worker stopped", "done", s.Done, "failed", s.Failed)
 	}
 	return werr
-}
-
-func slogDone(w *Worker) {
-	s := w.Stats()
-	w.log.Info("worker stopped", slog.Uint64("done", s.Done), slog.Uint64("failed", s.Failed))
 }
