@@ -2,7 +2,10 @@ package vehicle_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
+	"strings"
 	"sync"
 	"testing"
 
@@ -90,14 +93,27 @@ func TestBadImage(t *testing.T) {
 	if !errors.Is(err, analyzer.ErrBadImage) {
 		t.Errorf("got %v, want ErrBadImage", err)
 	}
-	big := testimage.PNG(3000, 2000, 1)
+	big := pngHeader(3000, 2000)
 	d2, err := vehicle.New(vehicle.Config{Dir: modeltest.Dir(t), MaxPixels: 1_000_000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d2.Analyze(context.Background(), analyzer.Input{Data: big}); !errors.Is(err, analyzer.ErrBadImage) {
+	if _, err := d2.Analyze(context.Background(), analyzer.Input{Data: big}); !errors.Is(err, analyzer.ErrBadImage) || !strings.Contains(err.Error(), "more than 1000000 pixels") {
 		t.Errorf("got %v, want ErrBadImage for 6 Mpx over a 1 Mpx limit", err)
 	}
+}
+
+// pngHeader returns the start of a w x h PNG, up to its header: enough for
+// the pixel limit, which is checked before any pixel is decoded.
+func pngHeader(w, h uint32) []byte {
+	ihdr := []byte("IHDR")
+	ihdr = binary.BigEndian.AppendUint32(ihdr, w)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
+	ihdr = append(ihdr, 8, 2, 0, 0, 0) // 8-bit RGB
+	out := []byte("\x89PNG\r\n\x1a\n")
+	out = binary.BigEndian.AppendUint32(out, uint32(len(ihdr)-4))
+	out = append(out, ihdr...)
+	return binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(ihdr))
 }
 
 func TestMissingModel(t *testing.T) {
