@@ -55,3 +55,26 @@ func TestWorkersNeedsKey(t *testing.T) {
 		t.Errorf("got %d, want 401", resp.StatusCode)
 	}
 }
+
+// The web page is served at / and needs no key (it asks for one when the
+// API does); GET /v1/analyze is still not a page.
+func TestPage(t *testing.T) {
+	o := startDev(t, "-api-keys", "secret")
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/", http.StatusOK},
+		{"/web/app.js", http.StatusOK},
+		{"/v1/analyze", http.StatusMethodNotAllowed},
+	} {
+		resp, err := http.Get("http://" + o.Addr() + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET %s: got %d, want %d", tc.path, resp.StatusCode, tc.want)
+		}
+	}
+}
