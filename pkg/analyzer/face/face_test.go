@@ -198,3 +198,21 @@ func BenchmarkAnalyze(b *testing.B) {
 	}
 	b.ReportMetric(detection.Median(ms), "p50-inference-ms")
 }
+
+func BenchmarkAnalyzeRecognition(b *testing.B) {
+	dir := modeltest.Dir(b, onnx.LibraryName, face.ModelFile, face.EmbedFile)
+	known := b.TempDir()
+	data := testimage.Photo(b, "astronaut.png")
+	if err := os.WriteFile(filepath.Join(known, "eileen.png"), data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	d, err := face.New(face.Config{Dir: dir, Known: known})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ms []float64
+	for b.Loop() {
+		ms = append(ms, analyze(b, d, data).InferenceMS)
+	}
+	b.ReportMetric(detection.Median(ms), "p50-inference-ms")
+}
