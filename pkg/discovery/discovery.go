@@ -66,7 +66,7 @@ func Defaults(tasks []string) Config {
 		Prefix:  job.DefaultPrefix,
 		Timeout: time.Second,
 		Idle:    100 * time.Millisecond,
-		MaxAge:  time.Second,
+		MaxAge:  250 * time.Millisecond,
 	}
 }
 

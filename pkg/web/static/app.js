@@ -137,6 +137,9 @@
     state.file = file;
     state.url = URL.createObjectURL(file);
     state.runs = {};
+    // The last image's result is not this one's.
+    $('result').hidden = true;
+    $('timeline').hidden = true;
     analyze();
   }
 
@@ -294,7 +297,10 @@
       const run = el('div', { class: 'run', 'data-mode': r.mode });
       run.append(el('h3', {}, `${r.mode}: ${fmtMS(r.elapsed_ms)} in total` +
         (r.mode === 'concurrent' ? `, ${fmtMS(sum)} one after another` : '')));
-      for (const [task, t] of Object.entries(r.tasks)) {
+      // In the order the tasks were sent (serial runs go down the stairs).
+      const order = Object.entries(r.tasks).sort(([a, ta], [b, tb]) =>
+        (num(ta.started_ms) || 0) - (num(tb.started_ms) || 0) || a.localeCompare(b));
+      for (const [task, t] of order) {
         const start = num(t.started_ms) || 0;
         const took = num(t.elapsed_ms) || 0;
         const bar = el('div', {
