@@ -109,6 +109,7 @@ type Server struct {
 	bufs  sync.Pool
 	keys  [][]byte
 	mux   *http.ServeMux
+	obs   Observer // nil: nothing observed
 }
 
 // New returns a Server; cfg must be valid.
@@ -140,6 +141,20 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 // HandleAPI adds a route that, like /v1/analyze, requires an API key when
 // keys are configured (GET /v1/workers).
 func (s *Server) HandleAPI(pattern string, h http.Handler) { s.mux.Handle(pattern, s.auth(h)) }
+
+// Observer is told what became of analysis requests (metrics). Its methods
+// run on the request's goroutine and must not retain their arguments.
+type Observer interface {
+	// ObserveAnalyze is called once per analysis that ran: the mode, the
+	// HTTP status of the answer, the image's size and every task's outcome.
+	ObserveAnalyze(mode string, status int, bytes int, outs []gather.Outcome)
+	// ObserveRefused is called once per analysis refused before any task
+	// ran, with the answer's error code (overloaded, too_large, ...).
+	ObserveRefused(code string)
+}
+
+// SetObserver makes o observe every analysis; call it before serving.
+func (s *Server) SetObserver(o Observer) { s.obs = o }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -294,6 +309,9 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, status, resp)
+	if s.obs != nil {
+		s.obs.ObserveAnalyze(q.mode, status, len(data), outs)
+	}
 	s.logJob(r, j, q.mode, status, start, outs)
 }
 
@@ -351,6 +369,10 @@ func (s *Server) putBuf(b *bytes.Buffer) {
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, start time.Time, err error) {
 	status := writeError(w, err)
+	if s.obs != nil {
+		_, code := statusOf(err)
+		s.obs.ObserveRefused(code)
+	}
 	s.log.Info("analyze refused", "status", status, "err", err.Error(),
 		"ms", ms(time.Since(start)), "remote", r.RemoteAddr)
 }
