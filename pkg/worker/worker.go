@@ -104,7 +104,8 @@ type Worker struct {
 	cfg Config
 	log *slog.Logger
 	svc micro.Service
-	id  string // svc's instance id, cached for every reply
+	id  string   // svc's instance id, cached for every reply
+	obs Observer // nil: nothing observed
 
 	slots chan struct{}
 	stop  chan struct{} // closed by Shutdown: queued jobs are handed back
@@ -169,6 +170,23 @@ func (w *Worker) Start() error {
 	w.log.Info("worker started", "id", w.ID(), "subject", job.Subject(w.cfg.Prefix, w.cfg.Task),
 		"concurrency", w.cfg.Concurrency, "analyzer", w.cfg.Kind)
 	return nil
+}
+
+// Observer is told about every job the analyzer ran (metrics). It is
+// called on the job's goroutine and must be safe for concurrent use.
+type Observer interface {
+	// ObserveJob gets the task, the error code replied ("" on success)
+	// and the time the analyzer took.
+	ObserveJob(task, code string, took time.Duration)
+}
+
+// SetObserver makes o observe every job; call it before Start.
+func (w *Worker) SetObserver(o Observer) { w.obs = o }
+
+func (w *Worker) observe(code string, took time.Duration) {
+	if w.obs != nil {
+		w.obs.ObserveJob(w.cfg.Task, code, took)
+	}
 }
 
 // ID is the replica's micro instance id, sent in the Worker-Id header.
@@ -387,11 +405,13 @@ func (w *Worker) run(t *task) {
 	if err != nil {
 		w.failed.Add(1)
 		code := codeOf(ctx, err)
+		w.observe(code, took)
 		log.Warn("job failed", "code", code, "err", err)
 		w.publishError(t, code, err.Error())
 		return
 	}
 	w.done.Add(1)
+	w.observe("", took)
 	log.Debug("job done")
 	w.publish(t, &nats.Msg{Data: body, Header: nats.Header{
 		job.HeaderWorker: {w.ID()},
