@@ -63,13 +63,9 @@ type Options struct {
 	AdapterTimeout time.Duration
 }
 
-// RegisterFlags binds the analyzers' flags to fs, with their defaults. The
-// models directory defaults to $VISION_MODELS_DIR read with os.Getenv; use
-// RegisterFlagsEnv to inject the environment.
-func (o *Options) RegisterFlags(fs *flag.FlagSet) { o.RegisterFlagsEnv(fs, os.Getenv) }
-
-// RegisterFlagsEnv is RegisterFlags with the environment read through getenv.
-func (o *Options) RegisterFlagsEnv(fs *flag.FlagSet, getenv func(string) string) {
+// RegisterFlags binds the analyzers' flags to fs, with their defaults; the
+// environment (VISION_MODELS_DIR, ...) is read through getenv.
+func (o *Options) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&o.Simulate.Work, "work", 200*time.Millisecond, "simulate: time each job takes")
 	fs.DurationVar(&o.Simulate.Jitter, "jitter", 0, "simulate: extra random time in [0, jitter)")
 	fs.Float64Var(&o.Simulate.FailRate, "fail-rate", 0, "simulate: probability in [0,1] that a job fails")
@@ -169,11 +165,4 @@ func (o Options) DefaultKind(task string) string {
 		}
 	}
 	return task
-}
-
-// DefaultKind is Options.DefaultKind with the models directory taken from
-// $VISION_MODELS_DIR, else DefaultModelsDir. Callers that parsed
-// -models-dir should call Options.DefaultKind instead.
-func DefaultKind(task string) string {
-	return Options{ModelsDir: modelsDir(os.Getenv)}.DefaultKind(task)
 }

@@ -99,7 +99,7 @@ func TestModelsDirFlag(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var o catalog.Options
 			fs := flag.NewFlagSet("t", flag.ContinueOnError)
-			o.RegisterFlagsEnv(fs, func(k string) string {
+			o.RegisterFlags(fs, func(k string) string {
 				if k == catalog.ModelsDirEnv {
 					return tc.env
 				}

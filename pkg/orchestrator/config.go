@@ -9,6 +9,7 @@ import (
 	"github.com/visionmesh/vision/pkg/api"
 	"github.com/visionmesh/vision/pkg/catalog"
 	"github.com/visionmesh/vision/pkg/gather"
+	"github.com/visionmesh/vision/pkg/jobs"
 	"github.com/visionmesh/vision/pkg/natsconn"
 )
 
@@ -35,6 +36,13 @@ type Config struct {
 	DevKind        string
 	DevAnalyzers   catalog.Options
 
+	// Jobs serves the async API (POST /v1/jobs, ...) and runs a job
+	// processor; on by default in dev mode. DevStore is the embedded
+	// server's JetStream directory.
+	Jobs       bool
+	JobsConfig jobs.Config
+	DevStore   string
+
 	// PprofAddr, when set, serves /debug/pprof there (keep it on localhost).
 	PprofAddr string
 
@@ -45,7 +53,7 @@ type Config struct {
 // ParseFlags reads the orchestrator's flags; environment variables (read
 // through getenv) give defaults that flags override.
 func ParseFlags(args []string, getenv func(string) string) (Config, error) {
-	c := Config{API: api.Defaults(), Gather: gather.Defaults()}
+	c := Config{API: api.Defaults(), Gather: gather.Defaults(), JobsConfig: jobs.Defaults()}
 	env := func(k, def string) string {
 		if v := getenv(k); v != "" {
 			return v
@@ -75,14 +83,26 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&c.DevNATSPort, "dev-nats-port", 4222, "dev mode: port of the embedded NATS server (-1: any free port)")
 	fs.IntVar(&c.DevConcurrency, "dev-concurrency", 4, "dev mode: concurrency of each task's worker")
 	fs.StringVar(&c.DevKind, "analyzer", "", fmt.Sprintf("dev mode: analyzer kind for every task %v (default: each task's real analyzer when its models are installed, else simulate)", catalog.Kinds()))
+	fs.BoolVar(&c.Jobs, "jobs", false, "async jobs on JetStream: POST /v1/jobs, GET /v1/jobs/{id}[/events] (default true in dev mode)")
+	fs.DurationVar(&c.JobsConfig.TTL, "jobs-ttl", c.JobsConfig.TTL, "how long job documents, idempotency keys and unprocessed jobs are kept")
+	fs.DurationVar(&c.JobsConfig.AckWait, "jobs-ack-wait", c.JobsConfig.AckWait, "a job whose orchestrator went silent this long goes to another replica")
+	fs.IntVar(&c.JobsConfig.Concurrency, "jobs-concurrency", c.JobsConfig.Concurrency, "async jobs one orchestrator runs at once")
+	fs.StringVar(&c.JobsConfig.CallbackSecret, "callback-secret", env("CALLBACK_SECRET", ""), "HMAC-SHA256 key of the X-Signature of job callbacks (env CALLBACK_SECRET)")
+	fs.StringVar(&c.DevStore, "dev-store", ".cache/nats", "dev mode: JetStream store directory of the embedded server")
 	fs.StringVar(&c.PprofAddr, "pprof", "", "serve /debug/pprof on this address, e.g. 127.0.0.1:6060 (off when empty)")
 	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "text"), "log format: text or json (env LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error (env LOG_LEVEL)")
 	c.NATS.RegisterFlags(fs, getenv)
-	c.DevAnalyzers.RegisterFlags(fs)
+	c.DevAnalyzers.RegisterFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	jobsSet := false
+	fs.Visit(func(f *flag.Flag) { jobsSet = jobsSet || f.Name == "jobs" })
+	if !jobsSet {
+		c.Jobs = c.Dev
+	}
+	c.JobsConfig.Prefix = c.Gather.Prefix
 	c.DevAnalyzers.MaxPixels = int(c.API.MaxPixels)
 	c.API.Tasks = splitList(*tasks)
 	c.API.APIKeys = splitList(*keys)
@@ -99,6 +119,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.Gather.Validate(); err != nil {
 		return err
+	}
+	if c.Jobs {
+		if err := c.JobsConfig.Validate(); err != nil {
+			return err
+		}
 	}
 	if c.DevConcurrency < 1 {
 		return fmt.Errorf("orchestrator: dev concurrency must be at least 1")

@@ -23,6 +23,7 @@ import (
 	"github.com/visionmesh/vision/pkg/catalog"
 	"github.com/visionmesh/vision/pkg/embednats"
 	"github.com/visionmesh/vision/pkg/gather"
+	"github.com/visionmesh/vision/pkg/jobs"
 	"github.com/visionmesh/vision/pkg/logging"
 	"github.com/visionmesh/vision/pkg/natsconn"
 	"github.com/visionmesh/vision/pkg/worker"
@@ -37,9 +38,10 @@ type Orchestrator struct {
 	nc   *nats.Conn
 	g    *gather.Gatherer
 	api  *api.Server
-	prof *http.Server   // -pprof
-	ns   *server.Server // dev mode
-	devs []devWorker    // dev mode
+	proc *jobs.Processor // -jobs
+	prof *http.Server    // -pprof
+	ns   *server.Server  // dev mode
+	devs []devWorker     // dev mode
 	serr chan error
 }
 
@@ -116,6 +118,14 @@ func Start(cfg Config, log *slog.Logger) (_ *Orchestrator, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Jobs {
+		st, err := jobs.New(o.nc, cfg.JobsConfig)
+		if err != nil {
+			return nil, err
+		}
+		o.api.EnableJobs(st)
+		o.proc = st.Process(o.g, log)
+	}
 	if err := o.routes(); err != nil {
 		return nil, err
 	}
@@ -174,6 +184,11 @@ func (o *Orchestrator) Shutdown(ctx context.Context) error {
 	if o.prof != nil {
 		_ = o.prof.Close()
 	}
+	if o.proc != nil {
+		if err := o.proc.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := o.g.Close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -198,6 +213,11 @@ func (o *Orchestrator) closeAll() {
 	if o.ln != nil {
 		o.ln.Close()
 	}
+	if o.proc != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = o.proc.Shutdown(ctx)
+	}
 	if o.nc != nil {
 		o.nc.Close()
 	}
@@ -212,7 +232,14 @@ func (o *Orchestrator) closeAll() {
 // startDev starts the embedded NATS server and a worker per task, and points
 // the orchestrator's NATS settings at that server.
 func (o *Orchestrator) startDev() error {
-	ns, err := embednats.Start(embednats.Options{Port: o.cfg.DevNATSPort, Name: "vision-dev"})
+	eo := embednats.Options{Port: o.cfg.DevNATSPort, Name: "vision-dev"}
+	if o.cfg.Jobs {
+		eo.Tweak = func(opts *server.Options) {
+			opts.JetStream = true
+			opts.StoreDir = o.cfg.DevStore
+		}
+	}
+	ns, err := embednats.Start(eo)
 	if err != nil {
 		return fmt.Errorf("dev mode: %w (is another NATS on port %d? try -dev-nats-port=-1)", err, o.cfg.DevNATSPort)
 	}
@@ -222,7 +249,7 @@ func (o *Orchestrator) startDev() error {
 	for _, task := range o.cfg.API.Tasks {
 		kind := o.cfg.DevKind
 		if kind == "" {
-			kind = catalog.DefaultKind(task)
+			kind = o.cfg.DevAnalyzers.DefaultKind(task)
 		}
 		a, err := catalog.New(kind, task, o.cfg.DevAnalyzers)
 		if err != nil {

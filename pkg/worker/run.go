@@ -41,7 +41,7 @@ func ParseFlags(args []string, getenv func(string) string) (ProcessConfig, error
 	fs.StringVar(&c.LogFormat, "log-format", envOr(getenv, "LOG_FORMAT", "text"), "log format: text or json (env LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr(getenv, "LOG_LEVEL", "info"), "log level: debug, info, warn, error (env LOG_LEVEL)")
 	c.NATS.RegisterFlags(fs, getenv)
-	c.Analyzers.RegisterFlags(fs)
+	c.Analyzers.RegisterFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -50,7 +50,7 @@ func ParseFlags(args []string, getenv func(string) string) (ProcessConfig, error
 	}
 	c.Analyzers.MaxPixels = int(c.Worker.MaxPixels)
 	if c.Worker.Kind == "" {
-		c.Worker.Kind = catalog.DefaultKind(c.Worker.Task)
+		c.Worker.Kind = c.Analyzers.DefaultKind(c.Worker.Task)
 	}
 	if c.NATS.Name == "" {
 		c.NATS.Name = "worker-" + c.Worker.Task
