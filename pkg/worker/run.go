@@ -23,6 +23,8 @@ type ProcessConfig struct {
 	ShutdownTimeout time.Duration
 	LogFormat       string
 	LogLevel        string
+	// MetricsAddr, when set, serves Prometheus metrics at /metrics there.
+	MetricsAddr string
 }
 
 // ParseFlags reads the worker binary's flags; environment variables (read
@@ -40,6 +42,7 @@ func ParseFlags(args []string, getenv func(string) string) (ProcessConfig, error
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for running jobs")
 	fs.StringVar(&c.LogFormat, "log-format", envOr(getenv, "LOG_FORMAT", "text"), "log format: text or json (env LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr(getenv, "LOG_LEVEL", "info"), "log level: debug, info, warn, error (env LOG_LEVEL)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", getenv("METRICS_ADDR"), "serve Prometheus metrics at http://<addr>/metrics, e.g. :9100 (env METRICS_ADDR; empty: off)")
 	c.NATS.RegisterFlags(fs, getenv)
 	c.Analyzers.RegisterFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
@@ -93,6 +96,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		nc.Close()
 		return err
 	}
+	stopMetrics, err := startMetrics(c.MetricsAddr, w, nc, log)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	defer stopMetrics()
 	if err := w.Start(); err != nil {
 		nc.Close()
 		return err
