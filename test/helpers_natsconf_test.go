@@ -63,8 +63,8 @@ func setNatsConfSecrets(tb testing.TB) map[string]string {
 
 // loadNatsConf loads the server configuration at path the way nats-server
 // does and moves its listeners to where a test may use them: clients on a
-// random 127.0.0.1 port, monitoring off. Everything else (limits,
-// authorization, TLS) is the file's.
+// random 127.0.0.1 port, monitoring off, JetStream storage in a temporary
+// directory. Everything else (limits, authorization, TLS) is the file's.
 func loadNatsConf(tb testing.TB, path string) *server.Options {
 	tb.Helper()
 	opts, err := server.ProcessConfigFile(path)
@@ -77,6 +77,9 @@ func loadNatsConf(tb testing.TB, path string) *server.Options {
 	opts.HTTPPort = 0 // monitoring disabled
 	opts.NoSigs = true
 	opts.NoLog = true
+	if opts.JetStream {
+		opts.StoreDir = tb.TempDir() // not the file's /data/jetstream
+	}
 	return opts
 }
 

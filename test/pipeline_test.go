@@ -211,7 +211,7 @@ func TestE2EDevMode(t *testing.T) {
 	go func() {
 		done <- orchestrator.Run(ctx, []string{
 			"-dev", "-dev-nats-port=-1", "-addr", "127.0.0.1:0",
-			"-analyzer", "simulate", "-work", "50ms",
+			"-analyzer", "simulate", "-work", "50ms", "-dev-store", t.TempDir(),
 		}, func(string) string { return "" }, &out)
 	}()
 	var addr string

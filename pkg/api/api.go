@@ -110,6 +110,7 @@ type Server struct {
 	keys  [][]byte
 	mux   *http.ServeMux
 	obs   Observer // nil: nothing observed
+	jobs  JobStore // nil unless EnableJobs
 }
 
 // New returns a Server; cfg must be valid.

@@ -28,6 +28,10 @@ var (
 	ErrNotReady = errors.New("not connected to NATS")
 	// ErrUnauthorized means the API key is missing or wrong.
 	ErrUnauthorized = errors.New("missing or invalid API key")
+	// ErrJobNotFound means no async job has that id (or it expired).
+	ErrJobNotFound = errors.New("no such job")
+	// ErrJobsUnavailable means the job store (JetStream) cannot be reached.
+	ErrJobsUnavailable = errors.New("job store unavailable")
 )
 
 // errorBody is the JSON body of every error response.
@@ -63,6 +67,10 @@ func statusOf(err error) (int, string) {
 		return http.StatusServiceUnavailable, "nats_unavailable"
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized, "unauthorized"
+	case errors.Is(err, ErrJobNotFound):
+		return http.StatusNotFound, "not_found"
+	case errors.Is(err, ErrJobsUnavailable):
+		return http.StatusServiceUnavailable, "jobs_unavailable"
 	default:
 		return http.StatusInternalServerError, "internal"
 	}

@@ -67,6 +67,19 @@ func parseQuery(v url.Values, cfg Config) (query, error) {
 // leaves holding exactly the image bytes. The body must already be capped
 // with http.MaxBytesReader.
 func readImage(r *http.Request, buf *bytes.Buffer, maxBytes int64) error {
+	return readImageFields(r, buf, maxBytes, nil)
+}
+
+// textFields are the small multipart text fields readImageFields keeps
+// (they must come before the image part).
+var textFields = []string{"callback_url"}
+
+// maxTextField bounds a kept text field.
+const maxTextField = 2 << 10
+
+// readImageFields is readImage that also keeps the textFields of a
+// multipart body in fields, when fields is not nil.
+func readImageFields(r *http.Request, buf *bytes.Buffer, maxBytes int64, fields map[string]string) error {
 	ct := r.Header.Get("Content-Type")
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil && ct != "" {
@@ -78,7 +91,7 @@ func readImage(r *http.Request, buf *bytes.Buffer, maxBytes int64) error {
 		if boundary == "" {
 			return fmt.Errorf("%w: multipart without boundary", ErrMediaType)
 		}
-		return readMultipart(r, boundary, buf, maxBytes)
+		return readMultipart(r, boundary, buf, maxBytes, fields)
 	case strings.HasPrefix(mt, "image/"), mt == "application/octet-stream", ct == "":
 		return readAll(r.Body, buf, maxBytes)
 	default:
@@ -90,7 +103,7 @@ func readImage(r *http.Request, buf *bytes.Buffer, maxBytes int64) error {
 // original Flask design used "file".
 var fileFields = []string{"file", "image"}
 
-func readMultipart(r *http.Request, boundary string, buf *bytes.Buffer, maxBytes int64) error {
+func readMultipart(r *http.Request, boundary string, buf *bytes.Buffer, maxBytes int64, fields map[string]string) error {
 	mr := multipart.NewReader(r.Body, boundary)
 	for {
 		p, err := mr.NextPart()
@@ -104,6 +117,16 @@ func readMultipart(r *http.Request, boundary string, buf *bytes.Buffer, maxBytes
 			err := readAll(p, buf, maxBytes)
 			_ = p.Close()
 			return err
+		}
+		if fields != nil && slices.Contains(textFields, p.FormName()) {
+			b, err := io.ReadAll(io.LimitReader(p, maxTextField+1))
+			if err != nil {
+				return bodyErr(fmt.Errorf("multipart: %w", err))
+			}
+			if len(b) > maxTextField {
+				return fmt.Errorf("%w: field %s over %d bytes", ErrBadQuery, p.FormName(), maxTextField)
+			}
+			fields[p.FormName()] = string(b)
 		}
 		_ = p.Close()
 	}

@@ -119,6 +119,9 @@ type Job struct {
 	Serial bool
 	// Header holds extra headers for every request (trace context).
 	Header nats.Header
+	// OnOutcome, if set, is called with each task's outcome as it lands,
+	// from Run's goroutine: it must return quickly (async jobs store it).
+	OnOutcome func(Outcome)
 }
 
 // Error says why a task has no result.
@@ -337,6 +340,9 @@ func (r *run) finish(i int, now time.Time, st Status, e *Error) {
 	if !t.started.IsZero() {
 		o.Started = t.started.Sub(r.start)
 		o.Elapsed = now.Sub(t.started)
+	}
+	if r.j.OnOutcome != nil {
+		r.j.OnOutcome(*o)
 	}
 }
 

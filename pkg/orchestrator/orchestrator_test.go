@@ -15,7 +15,7 @@ import (
 
 func startDev(t testing.TB, args ...string) *orchestrator.Orchestrator {
 	t.Helper()
-	args = append([]string{"-dev", "-dev-nats-port=-1", "-addr", "127.0.0.1:0", "-analyzer", "simulate", "-work", "10ms"}, args...)
+	args = append([]string{"-dev", "-dev-nats-port=-1", "-addr", "127.0.0.1:0", "-analyzer", "simulate", "-work", "10ms", "-dev-store", t.TempDir()}, args...)
 	cfg, err := orchestrator.ParseFlags(args, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func TestRunReturnsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- orchestrator.Run(ctx, []string{"-dev", "-dev-nats-port=-1", "-addr", "127.0.0.1:0", "-analyzer", "simulate"},
+		done <- orchestrator.Run(ctx, []string{"-dev", "-dev-nats-port=-1", "-addr", "127.0.0.1:0", "-analyzer", "simulate", "-dev-store", t.TempDir()},
 			func(string) string { return "" }, io.Discard)
 	}()
 	cancel()
