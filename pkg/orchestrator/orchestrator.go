@@ -126,7 +126,8 @@ func Start(cfg Config, log *slog.Logger) (_ *Orchestrator, err error) {
 		o.api.EnableJobs(st)
 		o.proc = st.Process(o.g, log)
 	}
-	if err := o.routes(); err != nil {
+	handler, err := o.routes()
+	if err != nil {
 		return nil, err
 	}
 	o.ln, err = net.Listen("tcp", cfg.Addr)
@@ -134,7 +135,7 @@ func Start(cfg Config, log *slog.Logger) (_ *Orchestrator, err error) {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
 	o.srv = &http.Server{
-		Handler:           o.api,
+		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		// A serial job may take every task's timeout in turn.

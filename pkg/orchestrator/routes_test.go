@@ -1,12 +1,16 @@
 package orchestrator_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/visionmesh/vision/pkg/discovery"
+	"github.com/visionmesh/vision/pkg/testimage"
 )
 
 // GET /v1/workers lists the dev mode's one replica of every task.
@@ -75,6 +79,39 @@ func TestPage(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != tc.want {
 			t.Errorf("GET %s: got %d, want %d", tc.path, resp.StatusCode, tc.want)
+		}
+	}
+}
+
+// GET /metrics counts the requests by route and the tasks by status.
+func TestMetrics(t *testing.T) {
+	o := startDev(t)
+	base := "http://" + o.Addr()
+	resp, err := http.Post(base+"/v1/analyze", "image/jpeg", bytes.NewReader(testimage.JPEG(32, 24, 80, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("analyze: got %d, want 200", resp.StatusCode)
+	}
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(b)
+	for _, want := range []string{
+		`vision_http_requests_total{code="200",route="POST /v1/analyze"} 1`,
+		`vision_task_duration_seconds_count{status="ok",task="vehicle"} 1`,
+		`vision_task_duration_seconds_count{status="ok",task="face"} 1`,
+		`vision_analyze_image_bytes_count 1`,
+		`vision_nats_connected 1`,
+		`vision_gather_pending_tasks 0`,
+	} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("no %q in the scrape", want)
 		}
 	}
 }
