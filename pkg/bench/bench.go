@@ -60,14 +60,21 @@ type Scenario struct {
 	// testimage.JPEGOfSize.
 	Image     string `json:"image"`
 	ImageSize int    `json:"-"`
-	// Clients is the number of closed-loop clients.
-	Clients int `json:"clients"`
+	// Clients is the number of clients: closed-loop, or paced at Rate
+	// requests per second in all when Rate is set.
+	Clients int     `json:"clients"`
+	Rate    float64 `json:"rate,omitempty"`
 	// Warmup runs before the measurement and is not counted.
 	Warmup time.Duration `json:"-"`
 	// Duration is the measured time; when Requests is set, the run ends
 	// after that many requests instead (no warmup).
 	Duration time.Duration `json:"-"`
 	Requests int           `json:"requests,omitempty"`
+	// Round and Rounds: a scenario may be measured in several rounds,
+	// interleaved with the other systems' rounds so that all see the same
+	// background load; Runner.Run pools the rounds into one Result.
+	Round  int `json:"-"`
+	Rounds int `json:"rounds,omitempty"`
 
 	Topology Topology `json:"-"`
 }

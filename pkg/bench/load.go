@@ -18,6 +18,14 @@ import (
 // and then Duration, and only requests that end inside that measured window
 // count; in count mode (Requests > 0) it sends Requests requests in all and
 // counts every one.
+//
+// With Rate set the load is paced (open loop) instead: the clients together
+// start Rate requests per second on a fixed schedule, each client taking
+// every Clients-th slot, and a request's latency runs from its scheduled
+// start, so a client held up by a slow answer does not hide the delay
+// (no coordinated omission). Closed-loop latency at N clients is N divided
+// by the throughput (Little's law); paced load shows the latency of N
+// concurrent clients when the system is not saturated.
 type Load struct {
 	URL         string
 	Body        []byte
@@ -26,6 +34,9 @@ type Load struct {
 	Warmup      time.Duration
 	Duration    time.Duration
 	Requests    int
+	// Rate, when positive, paces the load at this many requests per second
+	// in all (duration mode only).
+	Rate float64
 	// Timeout bounds one request (default 60s).
 	Timeout time.Duration
 	// OnStart and OnStop, when set, are called as the measured window opens
@@ -78,16 +89,26 @@ func (l Load) Run(ctx context.Context) (Sample, error) {
 			l.OnStart()
 		}
 	}
-	for range l.Clients {
+	var interval time.Duration
+	if l.Rate > 0 && l.Requests <= 0 {
+		interval = time.Duration(float64(time.Second) / l.Rate)
+	}
+	for c := range l.Clients {
 		wg.Go(func() {
 			var lat []time.Duration
 			var ok, errs int
 			var first string
-			for !stop.Load() && ctx.Err() == nil {
+			for k := 0; !stop.Load() && ctx.Err() == nil; k++ {
 				if l.Requests > 0 && sent.Add(1) > int64(l.Requests) {
 					break
 				}
 				begin := time.Now()
+				if interval > 0 {
+					begin = start.Add(time.Duration(k*l.Clients+c) * interval)
+					if !sleepUntil(ctx, begin) {
+						break
+					}
+				}
 				err := l.do(ctx, client)
 				end := time.Now()
 				if !counted(end) {

@@ -15,6 +15,9 @@ import (
 func fakeResults() []bench.Result {
 	var out []bench.Result
 	for i, s := range bench.FullPlan().Scenarios() {
+		if s.Round > 1 {
+			continue // Runner.Run pools rounds into one result
+		}
 		r := bench.Result{Scenario: s, OK: 100, RPS: float64(100 + 10*i), Replicas: s.Topology.Replicas, WorkMS: float64(s.Topology.Work.Milliseconds())}
 		r.Latency = bench.Percentiles{P50: r.WorkMS + 0.4, P90: r.WorkMS + 0.8, P99: r.WorkMS + 2, Max: r.WorkMS + 5}
 		r.Overhead = bench.Percentiles{P50: 0.4, P90: 0.8, P99: 2, Max: 5}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -93,42 +94,96 @@ func (r *Runner) Close() error {
 }
 
 // Run measures every scenario in order, starting and stopping systems as
-// their topologies require. It stops at the first scenario that cannot
-// run (a system that does not start) and returns the results so far.
+// their topologies require, and returns a Result per scenario name: the
+// rounds of a scenario are pooled (all their requests, all their time). It
+// stops at the first scenario that cannot run (a system that does not
+// start) and returns the results so far.
 func (r *Runner) Run(ctx context.Context, scenarios []Scenario) ([]Result, error) {
-	var out []Result
+	var (
+		order []Scenario
+		acc   = map[string]*measurement{}
+		err   error
+	)
 	for _, s := range scenarios {
-		res, err := r.RunScenario(ctx, s)
+		var m measurement
+		m, err = r.measure(ctx, s)
 		if err != nil {
 			r.failed = true
-			return out, fmt.Errorf("%s: %w", s.Name, err)
+			err = fmt.Errorf("%s: %w", s.Name, err)
+			break
 		}
+		if r.opts.Progress != nil {
+			line := progressLine(r.result(s, &m))
+			if s.Rounds > 1 {
+				line += fmt.Sprintf("  (round %d/%d)", s.Round, s.Rounds)
+			}
+			fmt.Fprintln(r.opts.Progress, line)
+		}
+		if a, ok := acc[s.Name]; ok {
+			a.add(&m)
+			continue
+		}
+		order = append(order, s)
+		acc[s.Name] = &m
+	}
+	out := make([]Result, 0, len(order))
+	for _, s := range order {
+		res := r.result(s, acc[s.Name])
 		if res.Errors > 0 {
 			r.failed = true
 		}
 		out = append(out, res)
-		if r.opts.Progress != nil {
-			fmt.Fprintln(r.opts.Progress, progressLine(res))
-		}
 	}
-	return out, nil
+	return out, err
 }
 
 // RunScenario measures one scenario.
 func (r *Runner) RunScenario(ctx context.Context, s Scenario) (Result, error) {
-	if err := r.ensure(ctx, s.Topology); err != nil {
+	m, err := r.measure(ctx, s)
+	if err != nil {
 		return Result{}, err
+	}
+	return r.result(s, &m), nil
+}
+
+// measurement is what one run of a scenario gathered.
+type measurement struct {
+	sample     Sample
+	meter      meter
+	imageBytes int
+}
+
+// add pools o into m.
+func (m *measurement) add(o *measurement) {
+	m.sample.Latencies = append(m.sample.Latencies, o.sample.Latencies...)
+	m.sample.OK += o.sample.OK
+	m.sample.Errors += o.sample.Errors
+	if m.sample.FirstError == "" {
+		m.sample.FirstError = o.sample.FirstError
+	}
+	m.sample.Elapsed += o.sample.Elapsed
+	for g, t := range o.meter.ticks {
+		m.meter.ticks[g] += t
+	}
+	m.meter.othersBusy += o.meter.othersBusy
+	m.meter.total += o.meter.total
+	m.meter.frontPeak = max(m.meter.frontPeak, o.meter.frontPeak)
+}
+
+func (r *Runner) measure(ctx context.Context, s Scenario) (measurement, error) {
+	if err := r.ensure(ctx, s.Topology); err != nil {
+		return measurement{}, err
 	}
 	body := testimage.JPEGOfSize(s.ImageSize, 1)
 	url := r.URL(s.System)
 	if url == "" {
-		return Result{}, fmt.Errorf("system %q is not running (the baseline needs Topology.Baseline)", s.System)
+		return measurement{}, fmt.Errorf("system %q is not running (the baseline needs Topology.Baseline)", s.System)
 	}
 	front := r.find(func(p *proc) bool {
 		return p.group == groupOrchestrator && s.System != Baseline || p.group == groupBaseline && s.System == Baseline
 	})
 
-	var m meter
+	m := measurement{imageBytes: len(body)}
 	profiles := r.profiler(s, front)
 	load := Load{
 		URL:         url,
@@ -138,30 +193,30 @@ func (r *Runner) RunScenario(ctx context.Context, s Scenario) (Result, error) {
 		Warmup:      s.Warmup,
 		Duration:    s.Duration,
 		Requests:    s.Requests,
+		Rate:        s.Rate,
 		OnStart: func() {
-			m.start(r.procs, front)
+			m.meter.start(r.procs, front)
 			profiles.start()
 		},
 		OnStop: func() {
-			m.stop(r.procs, front)
+			m.meter.stop(r.procs, front)
 			profiles.heap()
 		},
 	}
-	sample, err := load.Run(ctx)
+	var err error
+	m.sample, err = load.Run(ctx)
 	profiles.wait()
-	if err != nil {
-		return Result{}, err
-	}
-	return r.result(s, len(body), sample, &m), nil
+	return m, err
 }
 
-// result turns what a run measured into a Result.
-func (r *Runner) result(s Scenario, imageBytes int, sample Sample, m *meter) Result {
+// result turns what was measured of s into a Result.
+func (r *Runner) result(s Scenario, ms *measurement) Result {
+	sample, m := &ms.sample, &ms.meter
 	work := s.Topology.Work
 	res := Result{
 		Scenario:          s,
-		ImageBytes:        imageBytes,
-		WorkMS:            ms(work),
+		ImageBytes:        ms.imageBytes,
+		WorkMS:            msec(work),
 		Replicas:          s.Topology.Replicas,
 		WorkerConcurrency: s.Topology.WorkerConcurrency,
 		OK:                sample.OK,
@@ -172,11 +227,12 @@ func (r *Runner) result(s Scenario, imageBytes int, sample Sample, m *meter) Res
 	if sample.Elapsed > 0 {
 		res.RPS = float64(sample.OK) / sample.Elapsed.Seconds()
 	}
-	over := make([]time.Duration, len(sample.Latencies))
-	for i, d := range sample.Latencies {
+	lat := slices.Clone(sample.Latencies)
+	over := make([]time.Duration, len(lat))
+	for i, d := range lat {
 		over[i] = d - work
 	}
-	res.Latency = Summarize(sample.Latencies)
+	res.Latency = Summarize(lat)
 	res.Overhead = Summarize(over)
 	if m.frontPeak > 0 {
 		res.FrontRSSMB = math.Round(float64(m.frontPeak)/(1<<20)*10) / 10

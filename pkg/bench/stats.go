@@ -20,16 +20,16 @@ func Summarize(ds []time.Duration) Percentiles {
 	}
 	rank := func(p float64) float64 {
 		i := int(math.Ceil(p/100*float64(len(ds)))) - 1
-		return ms(ds[max(i, 0)])
+		return msec(ds[max(i, 0)])
 	}
 	return Percentiles{
 		P50:  rank(50),
 		P90:  rank(90),
 		P99:  rank(99),
-		Max:  ms(ds[len(ds)-1]),
-		Mean: ms(sum / time.Duration(len(ds))),
+		Max:  msec(ds[len(ds)-1]),
+		Mean: msec(sum / time.Duration(len(ds))),
 	}
 }
 
-// ms converts d to milliseconds, rounded to the microsecond.
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+// msec converts d to milliseconds, rounded to the microsecond.
+func msec(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

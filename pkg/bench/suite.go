@@ -17,8 +17,17 @@ type Plan struct {
 	Clients []int
 	// LargeClients are those of the large image (default Clients).
 	LargeClients []int
-	// Warmup and Duration are per zero-work and replica scenario.
+	// PacedClients clients share PacedRate requests per second in the
+	// paced zero-work scenarios (20 KB image): latency under concurrency
+	// without saturation. Zero PacedClients: none.
+	PacedClients int
+	PacedRate    float64
+	// Duration is the measured time of each zero-work and replica
+	// scenario; a zero-work scenario is measured in Rounds rounds of
+	// Duration/Rounds, the systems taking turns. Warmup precedes every
+	// round.
 	Warmup, Duration time.Duration
+	Rounds           int
 	// LongWork is the work of each task in the long-task scenarios, and
 	// LongRequests how many requests each system gets there.
 	LongWork     time.Duration
@@ -38,8 +47,11 @@ type Plan struct {
 func FullPlan() Plan {
 	return Plan{
 		Clients:         []int{1, 16, 64},
-		Warmup:          time.Second,
-		Duration:        5 * time.Second,
+		PacedClients:    16,
+		PacedRate:       500,
+		Warmup:          500 * time.Millisecond,
+		Duration:        6 * time.Second,
+		Rounds:          3,
 		LongWork:        3 * time.Second,
 		LongRequests:    2,
 		ReplicaWork:     50 * time.Millisecond,
@@ -53,8 +65,11 @@ func FullPlan() Plan {
 func QuickPlan() Plan {
 	return Plan{
 		Clients:         []int{1, 16},
+		PacedClients:    16,
+		PacedRate:       500,
 		Warmup:          300 * time.Millisecond,
 		Duration:        time.Second,
+		Rounds:          1,
 		LongWork:        300 * time.Millisecond,
 		LongRequests:    1,
 		ReplicaWork:     50 * time.Millisecond,
@@ -71,25 +86,39 @@ func QuickPlan() Plan {
 func (p Plan) Scenarios() []Scenario {
 	var out []Scenario
 	zero := Topology{Replicas: 1, WorkerConcurrency: p.ZeroConcurrency, Baseline: true}
-	images := []struct {
-		label   string
+	rounds := max(p.Rounds, 1)
+	type cell struct {
+		image   string
 		size    int
-		clients []int
-	}{
-		{"20KB", SmallImage, p.Clients},
-		{"2MB", LargeImage, p.LargeClients},
+		clients int
+		rate    float64
 	}
-	for _, img := range images {
-		clients := img.clients
-		if clients == nil {
-			clients = p.Clients
+	var cells []cell
+	for _, c := range p.Clients {
+		cells = append(cells, cell{"20KB", SmallImage, c, 0})
+	}
+	if p.PacedClients > 0 {
+		cells = append(cells, cell{"20KB", SmallImage, p.PacedClients, p.PacedRate})
+	}
+	large := p.LargeClients
+	if large == nil {
+		large = p.Clients
+	}
+	for _, c := range large {
+		cells = append(cells, cell{"2MB", LargeImage, c, 0})
+	}
+	for _, c := range cells {
+		clients := fmt.Sprintf("c%d", c.clients)
+		if c.rate > 0 {
+			clients += fmt.Sprintf("-%grps", c.rate)
 		}
-		for _, c := range clients {
+		for round := 1; round <= rounds; round++ {
 			for _, sys := range []System{Concurrent, Serial, Baseline} {
 				out = append(out, Scenario{
-					Group: GroupZero, Name: scenarioName("zero", img.label, fmt.Sprintf("c%d", c), sys),
-					System: sys, Image: img.label, ImageSize: img.size, Clients: c,
-					Warmup: p.Warmup, Duration: p.Duration, Topology: zero,
+					Group: GroupZero, Name: scenarioName("zero", c.image, clients, sys),
+					System: sys, Image: c.image, ImageSize: c.size, Clients: c.clients, Rate: c.rate,
+					Warmup: p.Warmup, Duration: p.Duration / time.Duration(rounds),
+					Round: round, Rounds: rounds, Topology: zero,
 				})
 			}
 		}

@@ -91,9 +91,26 @@ func Targets(results []Result) []Target {
 	var out []Target
 	for _, c := range []string{"c1", "c16"} {
 		r := by["zero/20KB/"+c+"/concurrent"]
-		out = append(out,
-			below("overhead p50, 20 KB, "+clients(c), r, p50, 0.5, "ms"),
-			below("overhead p99, 20 KB, "+clients(c), r, p99, 3, "ms"))
+		a, b := below("overhead p50, 20 KB, "+clients(c), r, p50, 0.5, "ms"), below("overhead p99, 20 KB, "+clients(c), r, p99, 3, "ms")
+		if c != "c1" && r != nil && r.RPS > 0 {
+			// Little's law: closed-loop latency is clients / throughput.
+			note := fmt.Sprintf("closed loop: latency >= %d clients / %s req/s = %s ms", r.Clients, num(r.RPS), num(float64(r.Clients)/r.RPS*1000))
+			a.Note, b.Note = note, note
+		}
+		out = append(out, a, b)
+		if c == "c1" {
+			continue
+		}
+		var paced *Result
+		for i := range results {
+			if rs := &results[i]; rs.Group == GroupZero && rs.Image == "20KB" && rs.Clients == 16 && rs.Rate > 0 && rs.System == Concurrent {
+				paced = rs
+			}
+		}
+		if paced != nil {
+			what := fmt.Sprintf("20 KB, 16 clients paced at %g req/s", paced.Rate)
+			out = append(out, below("overhead p50, "+what, paced, p50, 0.5, "ms"), below("overhead p99, "+what, paced, p99, 3, "ms"))
+		}
 	}
 	out = append(out, ratio("zero-work throughput, 20 KB, 16 clients, vs baseline",
 		by["zero/20KB/c16/concurrent"], by["zero/20KB/c16/baseline"], 2))
