@@ -188,6 +188,21 @@ func TestE2EJobs(t *testing.T) {
 		t.Logf("FIGURES jobs: 202 in %v, done seen %v after the 202 (tasks of 100ms)", round(a.Elapsed), round(time.Since(start)))
 	})
 
+	t.Run("figures", func(t *testing.T) {
+		const n = 20
+		var accept, done []time.Duration
+		for range n {
+			a := submit(t, c, sys.orch.url, "", raw("image/jpeg", img))
+			id := accepted(t, a)
+			start := time.Now()
+			waitDone(t, c, sys.orch.url, id, 20*time.Second)
+			accept = append(accept, a.Elapsed)
+			done = append(done, a.Elapsed+time.Since(start))
+		}
+		t.Logf("FIGURES jobs: %d jobs one after another: 202 p50 %v p99 %v; POST to done seen (10ms polls) p50 %v p99 %v (tasks of 100ms)",
+			n, round(quantile(accept, 0.5)), round(quantile(accept, 0.99)), round(quantile(done, 0.5)), round(quantile(done, 0.99)))
+	})
+
 	t.Run("unknown id is 404", func(t *testing.T) {
 		for _, id := range []string{"6c4a9f57-0a3f-4f0e-8b43-0d2c7a9a1e11", "not-a-job", "a.b"} {
 			code, _, err := getJob(c, sys.orch.url, id)

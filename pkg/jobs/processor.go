@@ -115,6 +115,7 @@ func (p *Processor) pauseCtx(ctx context.Context, d time.Duration) bool {
 func (p *Processor) loop() {
 	defer p.loops.Done()
 	var cons jetstream.Consumer
+	backoff := time.Second // while JetStream is unreachable: doubling, at most 30s
 	for {
 		if p.stopping() {
 			return
@@ -122,11 +123,14 @@ func (p *Processor) loop() {
 		if cons == nil {
 			c, err := p.st.consumer(p.intake)
 			if err != nil {
-				p.log.Warn("jobs: consumer not ready", "err", err)
-				p.pause(time.Second)
+				if backoff == time.Second {
+					p.log.Warn("jobs: consumer not ready, retrying", "err", err)
+				}
+				p.pause(backoff)
+				backoff = min(2*backoff, 30*time.Second)
 				continue
 			}
-			cons = c
+			cons, backoff = c, time.Second
 		}
 		fctx, cancel := context.WithTimeout(p.intake, 5*time.Second)
 		m, err := cons.Next(jetstream.FetchContext(fctx))
