@@ -296,10 +296,12 @@ func TestRunRedispatchesLostJob(t *testing.T) {
 // Heartbeats keep a long job's lease alive: no second dispatch.
 func TestRunHeartbeatsKeepLease(t *testing.T) {
 	nc := newConn(t)
-	r := &responder{work: 700 * time.Millisecond}
+	// The job outlasts the lease by far; heartbeats at a twelfth of it
+	// leave room for a loaded machine.
+	r := &responder{work: 1500 * time.Millisecond}
 	serve(t, nc, "vehicle", r)
 	g := newGatherer(t, nc, func(c *gather.Config) {
-		c.Heartbeat, c.Lease = 50*time.Millisecond, 200*time.Millisecond
+		c.Heartbeat, c.Lease = 50*time.Millisecond, 600*time.Millisecond
 	})
 	o := g.Run(context.Background(), testJob(5*time.Second, "vehicle"))[0]
 	if o.Status != gather.StatusOK || o.Attempts != 1 || r.received.Load() != 1 {
