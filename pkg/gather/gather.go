@@ -155,7 +155,21 @@ type Gatherer struct {
 
 	next    atomic.Uint64
 	dropped atomic.Uint64
+
+	tracer Tracer // nil: no spans
 }
+
+// Tracer starts a span for every task of a job (tracing).
+type Tracer interface {
+	// StartTask is called at a task's first dispatch with the context Run
+	// was given. It writes the span's trace context into h, which is sent
+	// with every dispatch of the task, and returns the function that ends
+	// the span with the task's outcome.
+	StartTask(ctx context.Context, jobID, task string, h nats.Header) (end func(Outcome))
+}
+
+// SetTracer makes t trace every task; call it before the first Run.
+func (g *Gatherer) SetTracer(t Tracer) { g.tracer = t }
 
 type call struct {
 	ch  chan<- reply
@@ -244,7 +258,9 @@ type task struct {
 	attempts int
 	inFlight bool
 	done     bool
-	lost     int // dispatches presumed lost
+	lost     int             // dispatches presumed lost
+	trace    nats.Header     // the task span's trace context (Tracer)
+	end      func(o Outcome) // ends the task span
 }
 
 // Run dispatches j and returns one Outcome per task, in j.Tasks order. It
@@ -252,6 +268,7 @@ type task struct {
 // (remaining tasks then get StatusTimeout).
 func (g *Gatherer) Run(ctx context.Context, j Job) []Outcome {
 	r := g.newRun(j)
+	r.ctx = ctx
 	defer r.release()
 
 	if j.Serial {
@@ -288,6 +305,7 @@ func (g *Gatherer) Run(ctx context.Context, j Job) []Outcome {
 // run is the state of one job while Run gathers it; only Run's goroutine
 // touches it.
 type run struct {
+	ctx       context.Context
 	g         *Gatherer
 	j         Job
 	start     time.Time
@@ -341,6 +359,9 @@ func (r *run) finish(i int, now time.Time, st Status, e *Error) {
 		o.Started = t.started.Sub(r.start)
 		o.Elapsed = now.Sub(t.started)
 	}
+	if t.end != nil {
+		t.end(*o)
+	}
 	if r.j.OnOutcome != nil {
 		r.j.OnOutcome(*o)
 	}
@@ -353,6 +374,10 @@ func (r *run) dispatch(i int, now time.Time) {
 		t.deadline = r.start.Add(r.j.Timeout)
 		if r.j.Serial {
 			t.deadline = now.Add(r.j.Timeout)
+		}
+		if r.g.tracer != nil {
+			t.trace = nats.Header{}
+			t.end = r.g.tracer.StartTask(r.ctx, r.j.ID, r.out[i].Task, t.trace)
 		}
 	}
 	t.attempts++
@@ -385,6 +410,9 @@ func (r *run) startNext(now time.Time) {
 func (r *run) header(t *task) nats.Header {
 	h := make(nats.Header, 6+len(r.j.Header))
 	for k, v := range r.j.Header {
+		h[k] = v
+	}
+	for k, v := range t.trace {
 		h[k] = v
 	}
 	h[job.HeaderID] = []string{r.j.ID}
