@@ -106,6 +106,7 @@ type Worker struct {
 	svc micro.Service
 	id  string   // svc's instance id, cached for every reply
 	obs Observer // nil: nothing observed
+	tr  Tracer   // nil: no spans
 
 	slots chan struct{}
 	stop  chan struct{} // closed by Shutdown: queued jobs are handed back
@@ -188,6 +189,18 @@ func (w *Worker) observe(code string, took time.Duration) {
 		w.obs.ObserveJob(w.cfg.Task, code, took)
 	}
 }
+
+// Tracer starts a span for every job a replica admits (tracing).
+type Tracer interface {
+	// StartJob gets the job's headers (with the caller's trace context)
+	// and returns the context the job runs with, its trace id for the
+	// job's log line, and the function that ends the span with the error
+	// code replied ("" on success).
+	StartJob(h nats.Header, task, jobID string) (ctx context.Context, traceID string, end func(code string))
+}
+
+// SetTracer makes t trace every job; call it before Start.
+func (w *Worker) SetTracer(t Tracer) { w.tr = t }
 
 // ID is the replica's micro instance id, sent in the Worker-Id header.
 func (w *Worker) ID() string { return w.id }
@@ -291,6 +304,10 @@ func (w *Worker) admit(req micro.Request) {
 			Data:        req.Data(),
 		},
 		attempt: h.Get(job.HeaderAttempt),
+		ctx:     context.Background(),
+	}
+	if w.tr != nil {
+		j.ctx, j.traceID, j.end = w.tr.StartJob(nats.Header(h), w.cfg.Task, meta.id)
 	}
 	go w.run(j)
 }
@@ -347,6 +364,16 @@ type task struct {
 	beat     time.Duration
 	attempt  string
 	in       analyzer.Input
+	ctx      context.Context   // the job span's (Tracer), else Background
+	traceID  string            // for the log line
+	end      func(code string) // ends the job span
+}
+
+// finish ends the job's span, if it has one.
+func (t *task) finish(code string) {
+	if t.end != nil {
+		t.end(code)
+	}
 }
 
 func (w *Worker) run(t *task) {
@@ -371,7 +398,7 @@ func (w *Worker) run(t *task) {
 	}
 	t.in.ContentType = info.ContentType
 
-	ctx, cancel := context.WithDeadline(context.Background(), t.deadline)
+	ctx, cancel := context.WithDeadline(t.ctx, t.deadline)
 	defer cancel()
 	select {
 	case w.slots <- struct{}{}:
@@ -398,6 +425,9 @@ func (w *Worker) run(t *task) {
 	w.busyNS.Add(int64(took))
 
 	log := w.log.With("job_id", t.id, "attempt", t.attempt, "ms", float64(took.Microseconds())/1000)
+	if t.traceID != "" {
+		log = log.With("trace_id", t.traceID)
+	}
 	var body []byte
 	if err == nil {
 		body, err = json.Marshal(res)
@@ -418,6 +448,7 @@ func (w *Worker) run(t *task) {
 		job.HeaderID:     {t.id},
 		"Content-Type":   {"application/json"},
 	}})
+	t.finish("")
 }
 
 // analyze runs the analyzer and turns a panic into an error.
@@ -483,6 +514,7 @@ func (w *Worker) publishError(t *task, code, msg string) {
 		job.HeaderWorker:      {w.ID()},
 		job.HeaderID:          {t.id},
 	}})
+	t.finish(code)
 }
 
 func (w *Worker) publish(t *task, m *nats.Msg) {
