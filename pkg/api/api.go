@@ -374,7 +374,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, start time.Time, e
 		_, code := statusOf(err)
 		s.obs.ObserveRefused(code)
 	}
-	s.log.Info("analyze refused", "status", status, "err", err.Error(),
+	s.log.InfoContext(r.Context(), "analyze refused", "status", status, "err", err.Error(),
 		"ms", ms(time.Since(start)), "remote", r.RemoteAddr)
 }
 
@@ -383,7 +383,7 @@ func (s *Server) logJob(r *http.Request, j gather.Job, mode string, status int, 
 	for _, o := range outs {
 		attrs = append(attrs, slog.String(o.Task, fmt.Sprintf("%s %.1fms", o.Status, ms(o.Elapsed))))
 	}
-	s.log.Info("analyze", "job_id", j.ID, "status", status, "mode", mode,
+	s.log.InfoContext(r.Context(), "analyze", "job_id", j.ID, "status", status, "mode", mode,
 		"bytes", len(j.Data), "ms", ms(time.Since(start)), slog.Group("tasks", attrs...))
 }
 
