@@ -67,8 +67,15 @@ func FromEnv(ctx context.Context, service string, getenv func(string) string) (*
 	if proto != "" && proto != "http/protobuf" {
 		return nil, fmt.Errorf("tracing: %q: %w", proto, ErrProtocol)
 	}
-	// The exporter reads the OTEL_EXPORTER_OTLP_* variables itself.
-	exp, err := otlptracehttp.New(ctx)
+	// The exporter reads the other OTEL_EXPORTER_OTLP_* variables (headers,
+	// TLS, timeout, compression) from the process environment itself.
+	var opts []otlptracehttp.Option
+	if v := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); v != "" {
+		opts = append(opts, otlptracehttp.WithEndpointURL(v))
+	} else if v := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); v != "" {
+		opts = append(opts, otlptracehttp.WithEndpointURL(strings.TrimSuffix(v, "/")+"/v1/traces"))
+	}
+	exp, err := otlptracehttp.New(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("tracing: exporter: %w", err)
 	}
