@@ -102,6 +102,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer stopMetrics()
+	stopTracing, err := startTracing(ctx, getenv, w, log)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	defer stopTracing()
 	if err := w.Start(); err != nil {
 		nc.Close()
 		return err
