@@ -11,6 +11,7 @@ import (
 	"github.com/visionmesh/vision/pkg/gather"
 	"github.com/visionmesh/vision/pkg/jobs"
 	"github.com/visionmesh/vision/pkg/natsconn"
+	"github.com/visionmesh/vision/pkg/tracing"
 )
 
 // Config is everything the orchestrator binary is configured with.
@@ -48,6 +49,10 @@ type Config struct {
 
 	LogFormat string
 	LogLevel  string
+
+	// Tracing, when set, traces requests, tasks and (dev mode) jobs; Run
+	// sets it from the OTEL_* environment.
+	Tracing *tracing.Tracing
 }
 
 // ParseFlags reads the orchestrator's flags; environment variables (read

@@ -64,6 +64,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	log, stopTracing, err := setupTracing(ctx, &cfg, getenv, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	o, err := Start(cfg, log)
 	if err != nil {
 		return err
@@ -266,6 +271,7 @@ func (o *Orchestrator) startDev() error {
 		}
 		w, err := worker.New(nc, a, wc, o.log)
 		if err == nil {
+			o.traceWorker(w)
 			err = w.Start()
 		}
 		if err != nil {
