@@ -214,7 +214,7 @@ func TestWebPage(t *testing.T) {
 	if n := b.count(t, `.run[data-mode="concurrent"] .task-bar[data-status="ok"]`); n != 3 {
 		t.Errorf("concurrent timeline: got %d ok bars, want 3", n)
 	}
-	for _, sel := range []string{".run .bar.total", ".run .bar.ghost", `#view image`, `.task[data-status="ok"]`} {
+	for _, sel := range []string{".run .bar.total", ".run .bar.ghost", `#photo[src^="blob:"]`, `.task[data-status="ok"]`} {
 		if b.count(t, sel) == 0 {
 			t.Errorf("no %s on the page", sel)
 		}
@@ -316,7 +316,36 @@ func TestWebPageBoxes(t *testing.T) {
 	}
 	b.screenshot(t, "web-boxes")
 
+	// A phone photo stored sideways with EXIF orientation 6: the browser
+	// shows it upright, and the boxes (in stored pixels) turn with it.
+	b.upload(t, "phone.jpg", withOrientation(testimage.JPEG(640, 480, 85, 3), 6))
+	b.do(t, "wait for the turned result", chromedp.WaitVisible(chromedp.CSS(`body[data-state="done"] #view rect.box`)))
+	if got := eval[[]int](t, b, `[document.querySelector('#photo').naturalWidth, document.querySelector('#photo').naturalHeight]`); fmt.Sprint(got) != "[480 640]" {
+		t.Errorf("photo shown %v, want upright [480 640]", got)
+	}
+	box = eval[map[string]string](t, b, `(() => { const r = document.querySelector('#view g[data-task="vehicle"] rect.box');
+		return {x: r.getAttribute('x'), y: r.getAttribute('y'), w: r.getAttribute('width'), h: r.getAttribute('height')}; })()`)
+	if want := map[string]string{"x": "100", "y": "80", "w": "260", "h": "420"}; fmt.Sprint(box) != fmt.Sprint(want) {
+		t.Errorf("car box of the upright photo: got %v, want %v", box, want)
+	}
+	b.screenshot(t, "web-boxes-exif")
+
 	if errs := b.pageErrors(); len(errs) > 0 {
 		t.Errorf("page errors:\n%s", strings.Join(errs, "\n"))
 	}
+}
+
+// withOrientation returns jpg with an EXIF segment declaring orientation o,
+// as phone cameras write them.
+func withOrientation(jpg []byte, o byte) []byte {
+	tiff := []byte{'M', 'M', 0, 42, 0, 0, 0, 8, // big endian, IFD0 at 8
+		0, 1, // one entry: Orientation, SHORT, 1 value
+		0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, o, 0, 0,
+		0, 0, 0, 0} // no next IFD
+	payload := append([]byte("Exif\x00\x00"), tiff...)
+	n := len(payload) + 2
+	out := append([]byte{}, jpg[:2]...) // SOI
+	out = append(out, 0xFF, 0xE1, byte(n>>8), byte(n))
+	out = append(out, payload...)
+	return append(out, jpg[2:]...)
 }

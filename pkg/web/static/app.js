@@ -140,7 +140,12 @@
     // The last image's result is not this one's.
     $('result').hidden = true;
     $('timeline').hidden = true;
-    analyze();
+    state.orientation = 1;
+    exifOrientation(file).then((o) => {
+      if (state.file !== file) return; // another image was chosen meanwhile
+      state.orientation = o;
+      analyze();
+    });
   }
 
   async function analyze() {
@@ -197,17 +202,68 @@
       [d.box.x, d.box.y, d.box.w, d.box.h].every((v) => num(v) !== null));
   }
 
-  function drawImage(resp) {
+  // exifOrientation reads a JPEG's EXIF orientation (1 to 8; 1 when there
+  // is none). Browsers show photos turned upright by it, while the
+  // analyzers see the pixels as stored: boxes must be turned the same way.
+  async function exifOrientation(file) {
+    try {
+      const v = new DataView(await file.slice(0, 256 * 1024).arrayBuffer());
+      if (v.getUint16(0) !== 0xFFD8) return 1;
+      for (let off = 2; off + 4 <= v.byteLength;) {
+        const marker = v.getUint16(off);
+        if ((marker & 0xFF00) !== 0xFF00 || marker === 0xFFDA) return 1; // no marker, or start of scan
+        if (marker === 0xFFE1 && v.getUint32(off + 4) === 0x45786966 && v.getUint16(off + 8) === 0) { // "Exif\0\0"
+          const tiff = off + 10;
+          const le = v.getUint16(tiff) === 0x4949;
+          const ifd = tiff + v.getUint32(tiff + 4, le);
+          for (let i = 0, n = v.getUint16(ifd, le); i < n; i++) {
+            const e = ifd + 2 + i * 12;
+            if (v.getUint16(e, le) === 0x0112) {
+              const o = v.getUint16(e + 8, le);
+              return o >= 1 && o <= 8 ? o : 1;
+            }
+          }
+          return 1;
+        }
+        off += 2 + v.getUint16(off + 2);
+      }
+    } catch (err) {
+      // A short or odd file: shown as stored.
+    }
+    return 1;
+  }
+
+  // orient returns the function that maps a point of the stored W×H image
+  // to the upright image of EXIF orientation o, and the upright size.
+  function orient(o, W, H) {
+    const maps = {
+      2: (x, y) => [W - x, y], 3: (x, y) => [W - x, H - y], 4: (x, y) => [x, H - y],
+      5: (x, y) => [y, x], 6: (x, y) => [H - y, x], 7: (x, y) => [H - y, W - x], 8: (x, y) => [y, W - x],
+    };
+    return { map: maps[o] || ((x, y) => [x, y]), w: o >= 5 ? H : W, h: o >= 5 ? W : H };
+  }
+
+  async function drawImage(resp) {
+    const img = $('photo');
     const view = $('view');
     view.replaceChildren();
+    $('result').hidden = false;
+    if (img.getAttribute('src') !== state.url) img.src = state.url;
+    try {
+      await img.decode();
+    } catch (err) {
+      // The browser cannot show this image; the boxes are drawn anyway.
+    }
     const W = resp.image.width;
     const H = resp.image.height;
-    view.setAttribute('viewBox', `0 0 ${W} ${H}`);
-    view.append(svg('image', { href: state.url, x: 0, y: 0, width: W, height: H, preserveAspectRatio: 'none' }));
-    $('result').hidden = false;
+    let o = state.orientation;
+    // A browser that did not turn the photo shows it as stored.
+    if (o >= 5 && img.naturalWidth === W && img.naturalHeight === H && W !== H) o = 1;
+    const up = orient(o, W, H);
+    view.setAttribute('viewBox', `0 0 ${up.w} ${up.h}`);
     // Text is sized for the screen: one image pixel is k screen pixels.
-    const shown = view.getBoundingClientRect().width || W;
-    const k = W / shown;
+    const shown = img.getBoundingClientRect().width || up.w;
+    const k = up.w / shown;
     const fs = 13 * k;
     let count = 0;
     for (const [task, t] of Object.entries(resp.tasks)) {
@@ -217,10 +273,12 @@
       const sy = num(t.result && t.result.height) ? H / t.result.height : 1;
       const colour = taskColour(task);
       for (const d of detectionsOf(t.result)) {
-        const x = d.box.x * sx;
-        const y = d.box.y * sy;
-        const w = d.box.w * sx;
-        const h = d.box.h * sy;
+        const [x0, y0] = up.map(d.box.x * sx, d.box.y * sy);
+        const [x1, y1] = up.map((d.box.x + d.box.w) * sx, (d.box.y + d.box.h) * sy);
+        const x = Math.min(x0, x1);
+        const y = Math.min(y0, y1);
+        const w = Math.abs(x1 - x0);
+        const h = Math.abs(y1 - y0);
         const g = svg('g', { class: 'detection', 'data-task': task });
         const rect = svg('rect', { class: 'box', x, y, width: w, height: h, stroke: colour });
         const title = svg('title');
@@ -235,7 +293,7 @@
         label.textContent = `${d.label || task}${score}`;
         g.append(rect, label);
         if (d.text) {
-          const right = x + w + 0.4 * fs + fs * 0.6 * d.text.length < W;
+          const right = x + w + 0.4 * fs + fs * 0.6 * d.text.length < up.w;
           const text = svg('text', {
             class: 'plate-text', x: right ? x + w + 0.4 * fs : x, y: right ? y + h / 2 + 0.45 * fs : y + h + 1.4 * fs,
             'font-size': 1.4 * fs, 'stroke-width': 3.5 * k,
@@ -247,9 +305,10 @@
         count++;
       }
     }
-    const img = resp.image;
-    $('caption').textContent = `${img.width}×${img.height} ${img.format}, ${(img.bytes / 1024).toFixed(1)} KiB: ` +
-      `${count} detection${count === 1 ? '' : 's'} in ${fmtMS(resp.elapsed_ms)} (${resp.mode}).`;
+    const info = resp.image;
+    $('caption').textContent = `${info.width}×${info.height} ${info.format}, ${(info.bytes / 1024).toFixed(1)} KiB: ` +
+      `${count} detection${count === 1 ? '' : 's'} in ${fmtMS(resp.elapsed_ms)} (${resp.mode}).` +
+      (o > 1 ? ` Shown upright (EXIF orientation ${o}), boxes turned with it.` : '');
   }
 
   function listTasks(resp) {
