@@ -349,3 +349,26 @@ func withOrientation(jpg []byte, o byte) []byte {
 	out = append(out, payload...)
 	return append(out, jpg[2:]...)
 }
+
+// With API keys the page asks for one, and works once it is typed in.
+func TestWebPageAPIKey(t *testing.T) {
+	b := newBrowser(t)
+	base := startDevOrchestrator(t, "-analyzer", "simulate", "-work", "10ms", "-api-keys", "s3cret")
+
+	b.do(t, "open page", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#drop")))
+	// GET /v1/workers answers 401: the key field appears.
+	b.do(t, "key field", chromedp.WaitVisible(chromedp.CSS("#apikey")))
+	b.upload(t, "photo.jpg", testimage.JPEG(320, 240, 85, 5))
+	b.do(t, "refused", chromedp.WaitVisible(chromedp.CSS(`body[data-state="error"] #error`)))
+	if got := b.text(t, "#error"); !strings.Contains(got, "API key") {
+		t.Errorf("error text: got %q, want it to ask for an API key", got)
+	}
+
+	b.do(t, "type the key", chromedp.SendKeys(chromedp.CSS("#apikey"), "s3cret"))
+	b.upload(t, "photo.jpg", testimage.JPEG(320, 240, 85, 5))
+	b.do(t, "result", chromedp.WaitVisible(chromedp.CSS(`body[data-state="done"] .run[data-mode="concurrent"]`)))
+	if n := b.count(t, `.task[data-status="ok"]`); n != 3 {
+		t.Errorf("task results: got %d ok, want 3", n)
+	}
+	b.do(t, "pools", chromedp.WaitVisible(chromedp.CSS(`#pools tr[data-task="face"]`)))
+}
