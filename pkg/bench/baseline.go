@@ -16,7 +16,9 @@ import (
 	"github.com/visionmesh/vision/pkg/analyzer"
 	"github.com/visionmesh/vision/pkg/api"
 	"github.com/visionmesh/vision/pkg/gather"
+	"github.com/visionmesh/vision/pkg/imageinfo"
 	"github.com/visionmesh/vision/pkg/job"
+	"github.com/visionmesh/vision/pkg/worker"
 )
 
 // The broker-less baseline is the original design done well: the same HTTP
@@ -146,19 +148,20 @@ func readBody(resp *http.Response) ([]byte, error) {
 }
 
 // TaskService is a baseline task: an HTTP handler that takes the raw image
-// as the request body, runs the analyzer and answers its result as JSON,
-// like a worker does over NATS.
+// as the request body, checks its header as a worker does, runs the
+// analyzer and answers its result as JSON, like a worker does over NATS.
 type TaskService struct {
-	task string
-	id   string
-	a    analyzer.Analyzer
-	log  *slog.Logger
-	bufs sync.Pool // *[]byte
+	task      string
+	id        string
+	a         analyzer.Analyzer
+	log       *slog.Logger
+	maxPixels int64
+	bufs      sync.Pool // *[]byte
 }
 
 // NewTaskService returns the service of task, running a.
 func NewTaskService(task, id string, a analyzer.Analyzer, log *slog.Logger) *TaskService {
-	return &TaskService{task: task, id: id, a: a, log: log}
+	return &TaskService{task: task, id: id, a: a, log: log, maxPixels: worker.Defaults(task).MaxPixels}
 }
 
 // maxTaskBody bounds a task request, like the NATS max_payload does.
@@ -187,6 +190,13 @@ func (s *TaskService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, "reading body: "+err.Error())
 		return
 	}
+	// Like a worker: never hand the analyzer an image whose header was not
+	// checked, whoever sent it.
+	info, err := imageinfo.Inspect(data, s.maxPixels)
+	if err != nil {
+		s.fail(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
 	ctx := r.Context()
 	if dl, err := job.ParseDeadline(r.Header.Get(job.HeaderDeadline)); err == nil {
 		var cancel context.CancelFunc
@@ -196,7 +206,7 @@ func (s *TaskService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res, err := s.a.Analyze(ctx, analyzer.Input{
 		JobID:       r.Header.Get(job.HeaderID),
 		Task:        s.task,
-		ContentType: r.Header.Get("Content-Type"),
+		ContentType: info.ContentType,
 		Data:        data,
 	})
 	var body []byte

@@ -5,6 +5,7 @@ import (
 	"html"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -50,11 +51,13 @@ const (
 
 // WriteSVG draws the report's results as an SVG chart.
 func (rep Report) WriteSVG(w io.Writer) error {
+	rps := func(r *Result) (float64, float64) { return r.RPS, 0 }
+	overhead := func(r *Result) (float64, float64) { return r.Overhead.P50, r.Overhead.P99 }
 	panels := []panel{
-		zeroPanel(rep.Results, "20KB", "Zero-work throughput, 20 KB JPEG", "req/s", func(r *Result) (float64, float64) { return r.RPS, 0 }, false),
-		zeroPanel(rep.Results, "2MB", "Zero-work throughput, 2 MB JPEG", "req/s", func(r *Result) (float64, float64) { return r.RPS, 0 }, false),
-		zeroPanel(rep.Results, "20KB", "Overhead, 20 KB: p50 bar, p99 tick", "ms (log)", func(r *Result) (float64, float64) { return r.Overhead.P50, r.Overhead.P99 }, true),
-		zeroPanel(rep.Results, "2MB", "Overhead, 2 MB: p50 bar, p99 tick", "ms (log)", func(r *Result) (float64, float64) { return r.Overhead.P50, r.Overhead.P99 }, true),
+		zeroPanel(rep.Results, "20KB", "Zero-work throughput, 20 KB JPEG", "req/s", rps, false, false),
+		zeroPanel(rep.Results, "2MB", "Zero-work throughput, 2 MB JPEG", "req/s", rps, false, false),
+		zeroPanel(rep.Results, "20KB", "Overhead, 20 KB: p50 bar, p99 tick", "ms (log)", overhead, true, true),
+		zeroPanel(rep.Results, "2MB", "Overhead, 2 MB: p50 bar, p99 tick", "ms (log)", overhead, true, true),
 		longPanel(rep.Results),
 		replicaPanel(rep.Results),
 	}
@@ -81,22 +84,30 @@ func (rep Report) WriteSVG(w io.Writer) error {
 	return err
 }
 
-// zeroPanel is a zero-work panel for one image: a group per client count,
-// a bar per system.
-func zeroPanel(rs []Result, image, title, unit string, v func(*Result) (float64, float64), log bool) panel {
+// zeroPanel is a zero-work panel for one image: a group per client count
+// (paced cells too when paced is set), a bar per system.
+func zeroPanel(rs []Result, image, title, unit string, v func(*Result) (float64, float64), log, paced bool) panel {
 	p := panel{title: title, unit: unit, log: log}
-	var counts []int
+	type cell struct {
+		clients int
+		rate    float64
+	}
+	var cells []cell
 	for _, r := range rs {
-		if r.Group == GroupZero && r.Image == image && !containsInt(counts, r.Clients) {
-			counts = append(counts, r.Clients)
+		c := cell{r.Clients, r.Rate}
+		if r.Group == GroupZero && r.Image == image && (paced || r.Rate == 0) && !slices.Contains(cells, c) {
+			cells = append(cells, c)
 		}
 	}
-	for _, c := range counts {
-		g := barGroup{label: fmt.Sprintf("%d client%s", c, plural(c))}
+	for _, c := range cells {
+		g := barGroup{label: fmt.Sprintf("%d client%s", c.clients, plural(c.clients))}
+		if c.rate > 0 {
+			g.label = fmt.Sprintf("%d, paced %g/s", c.clients, c.rate)
+		}
 		for i, s := range series {
 			for j := range rs {
 				r := &rs[j]
-				if r.Group == GroupZero && r.Image == image && r.Clients == c && r.System == s.sys {
+				if r.Group == GroupZero && r.Image == image && r.Clients == c.clients && r.Rate == c.rate && r.System == s.sys {
 					val, wh := v(r)
 					g.bars = append(g.bars, bar{series: i, value: val, whisker: wh})
 				}
@@ -139,7 +150,7 @@ func replicaPanel(rs []Result) panel {
 			one = r.RPS
 		}
 		p.title = fmt.Sprintf("%s tasks: throughput vs replicas per task", fmtDur(r.WorkMS))
-		p.note = fmt.Sprintf("%d clients, concurrency 1 per replica; dashed: linear scaling", r.Clients)
+		p.note = fmt.Sprintf("%d clients per replica, concurrency 1 per replica; dashed: linear scaling", r.Clients/max(r.Replicas, 1))
 		p.groups = append(p.groups, barGroup{
 			label: fmt.Sprintf("%d replica%s", r.Replicas, plural(r.Replicas)),
 			bars:  []bar{{series: 0, value: r.RPS}},
@@ -196,14 +207,18 @@ func (p panel) draw(b *strings.Builder, x, y int) {
 			}
 			fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %s %s</title></rect>`+"\n",
 				bx+1, top, bw-2, float64(padT+plotH)-top, series[br.series].color, esc(series[br.series].label), num(br.value), esc(p.unit))
-			label, ly := num(br.value), top-3
-			if br.whisker > 0 {
-				wy := yOf(br.whisker)
-				fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#111" stroke-width="1"/>`, bx+bw/2, top, bx+bw/2, wy)
-				fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#111" stroke-width="2"/>`+"\n", bx+bw*0.25, wy, bx+bw*0.75, wy)
-				label, ly = num(br.value)+"/"+num(br.whisker), wy-3
+			if br.whisker <= 0 {
+				fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="9" fill="#111">%s</text>`+"\n", bx+bw/2, top-3, num(br.value))
+				continue
 			}
-			fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="9" fill="#111">%s</text>`+"\n", bx+bw/2, ly, label)
+			// The whisker's figure above its tick, the bar's inside its top.
+			wy := yOf(br.whisker)
+			fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#111" stroke-width="1"/>`, bx+bw/2, top, bx+bw/2, wy)
+			fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#111" stroke-width="2"/>`+"\n", bx+bw*0.25, wy, bx+bw*0.75, wy)
+			fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="9" fill="#111">%s</text>`+"\n", bx+bw/2, wy-3, num(br.whisker))
+			if float64(padT+plotH)-top >= 14 {
+				fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="9" fill="#fff">%s</text>`+"\n", bx+bw/2, top+11, num(br.value))
+			}
 		}
 		if g.ideal > 0 {
 			iy := yOf(g.ideal)
@@ -276,15 +291,6 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
-}
-
-func containsInt(xs []int, x int) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // fmtDur formats a work time given in milliseconds: "50ms", "3s".

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,7 +25,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	quick := fs.Bool("quick", false, "a reduced suite for CI smoke runs (well under a minute); writes no files unless -out is given")
 	out := fs.String("out", "", `directory for results.json and chart.svg (default "docs/bench"; none with -quick)`)
 	inProcess := fs.Bool("inprocess", false, "run every component in this process instead of one child process each")
-	duration := fs.Duration("duration", 0, "measured time per scenario (default 5s, 1s with -quick)")
+	duration := fs.Duration("duration", 0, "measured time per scenario, split into its rounds (default 6s in 3 rounds; 1s with -quick)")
+	replot := fs.String("replot", "", "run nothing: read this results.json, print its table and redraw its chart (in -out, default beside it)")
 	run := fs.String("run", "", "only the scenarios whose name matches this regexp, e.g. 'zero/20KB'")
 	profile := fs.String("profile", "", "write CPU and heap profiles of the scenarios matching this regexp to -logs")
 	logs := fs.String("logs", "", "directory for the components' logs and profiles (default: a temporary one, kept if anything fails)")
@@ -34,6 +36,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			return nil
 		}
 		return err
+	}
+	if *replot != "" {
+		return replotReport(*replot, *out, stdout)
 	}
 	plan := FullPlan()
 	if *quick {
@@ -121,6 +126,34 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return fmt.Errorf("bench: errors in %s (logs in %s)", strings.Join(failed, ", "), r.Dir())
 	}
 	return nil
+}
+
+// replotReport prints the table of a results.json and redraws its chart.
+func replotReport(path, outDir string, stdout io.Writer) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	rep.Targets = Targets(rep.Results)
+	if err := rep.WriteTable(stdout); err != nil {
+		return err
+	}
+	if outDir == "" {
+		outDir = filepath.Dir(path)
+	}
+	f, err := os.Create(filepath.Join(outDir, "chart.svg"))
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteSVG(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (rep Report) writeFiles(dir string) error {

@@ -91,8 +91,8 @@ func TestTargets(t *testing.T) {
 	}
 	set("zero/20KB/c16/concurrent", func(r *bench.Result) { r.RPS = 3000; r.Overhead.P99 = 4 })
 	set("zero/20KB/c16/baseline", func(r *bench.Result) { r.RPS = 1000 })
-	set("work50ms/r1/c32/concurrent", func(r *bench.Result) { r.RPS = 20 })
-	set("work50ms/r4/c32/concurrent", func(r *bench.Result) { r.RPS = 70 })
+	set("work50ms/r1/c16/concurrent", func(r *bench.Result) { r.RPS = 20 })
+	set("work50ms/r4/c64/concurrent", func(r *bench.Result) { r.RPS = 70 })
 
 	got := map[string]bench.Target{}
 	for _, tg := range bench.Targets(rs) {

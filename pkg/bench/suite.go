@@ -33,8 +33,9 @@ type Plan struct {
 	LongWork     time.Duration
 	LongRequests int
 	// ReplicaWork is the task work of the replica scenarios, Replicas their
-	// replica counts and ReplicaClients their client count (enough to keep
-	// every replica busy).
+	// replica counts, and ReplicaClients their clients per replica (enough
+	// that no replica waits for work although a job holds its client until
+	// its slowest task ends).
 	ReplicaWork    time.Duration
 	Replicas       []int
 	ReplicaClients int
@@ -56,7 +57,7 @@ func FullPlan() Plan {
 		LongRequests:    2,
 		ReplicaWork:     50 * time.Millisecond,
 		Replicas:        []int{1, 2, 4},
-		ReplicaClients:  32,
+		ReplicaClients:  16,
 		ZeroConcurrency: 64,
 	}
 }
@@ -74,7 +75,7 @@ func QuickPlan() Plan {
 		LongRequests:    1,
 		ReplicaWork:     50 * time.Millisecond,
 		Replicas:        []int{1, 4},
-		ReplicaClients:  32,
+		ReplicaClients:  16,
 		ZeroConcurrency: 64,
 	}
 }
@@ -132,9 +133,10 @@ func (p Plan) Scenarios() []Scenario {
 		})
 	}
 	for _, n := range p.Replicas {
+		clients := n * p.ReplicaClients
 		out = append(out, Scenario{
-			Group: GroupReplicas, Name: scenarioName("work"+p.ReplicaWork.String(), fmt.Sprintf("r%d", n), fmt.Sprintf("c%d", p.ReplicaClients), Concurrent),
-			System: Concurrent, Image: "20KB", ImageSize: SmallImage, Clients: p.ReplicaClients,
+			Group: GroupReplicas, Name: scenarioName("work"+p.ReplicaWork.String(), fmt.Sprintf("r%d", n), fmt.Sprintf("c%d", clients), Concurrent),
+			System: Concurrent, Image: "20KB", ImageSize: SmallImage, Clients: clients,
 			Warmup: p.Warmup, Duration: p.Duration,
 			Topology: Topology{Work: p.ReplicaWork, Replicas: n, WorkerConcurrency: 1},
 		})
