@@ -29,6 +29,10 @@ const (
 	// HeaderTraceParent and HeaderTraceState carry W3C trace context.
 	HeaderTraceParent = "traceparent"
 	HeaderTraceState  = "tracestate"
+	// HeaderObject replaces the payload of a large image (claim-check):
+	// "<bucket>/<name>" of a JetStream object holding the image; the
+	// message body is then empty and the worker fetches the object.
+	HeaderObject = "Job-Object"
 )
 
 // StatusWorking is the HeaderStatus value of a heartbeat.
@@ -86,4 +90,21 @@ func ParseDeadline(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("bad %s %q: %w", HeaderDeadline, s, err)
 	}
 	return t, nil
+}
+
+// ObjectRef encodes a claim-checked image's place for HeaderObject.
+func ObjectRef(bucket, name string) string { return bucket + "/" + name }
+
+// ParseObjectRef decodes a HeaderObject value into its bucket and object
+// name. The bucket must be a valid name (it becomes part of a stream name);
+// the object name must not be empty.
+func ParseObjectRef(ref string) (bucket, name string, err error) {
+	bucket, name, ok := strings.Cut(ref, "/")
+	if !ok || name == "" {
+		return "", "", fmt.Errorf("bad %s %q: want <bucket>/<name>", HeaderObject, ref)
+	}
+	if err := ValidName(bucket); err != nil {
+		return "", "", fmt.Errorf("bad %s %q: bucket: %w", HeaderObject, ref, err)
+	}
+	return bucket, name, nil
 }
