@@ -25,7 +25,14 @@ type ProcessConfig struct {
 	LogLevel        string
 	// MetricsAddr, when set, serves Prometheus metrics at /metrics there.
 	MetricsAddr string
+	// InboxPrefix is where JetStream API replies and object chunks arrive
+	// when the worker fetches a claim-checked image (nats.conf allows each
+	// worker user only its own: _INBOX.worker-<task>).
+	InboxPrefix string
 }
+
+// InboxPrefix is a task's workers' default NATS inbox prefix.
+func InboxPrefix(task string) string { return "_INBOX.worker-" + task }
 
 // ParseFlags reads the worker binary's flags; environment variables (read
 // through getenv) give defaults that flags override.
@@ -42,6 +49,7 @@ func ParseFlags(args []string, getenv func(string) string) (ProcessConfig, error
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for running jobs")
 	fs.StringVar(&c.LogFormat, "log-format", envOr(getenv, "LOG_FORMAT", "text"), "log format: text or json (env LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr(getenv, "LOG_LEVEL", "info"), "log level: debug, info, warn, error (env LOG_LEVEL)")
+	fs.StringVar(&c.InboxPrefix, "inbox-prefix", getenv("INBOX_PREFIX"), "NATS inbox prefix for fetching claim-checked images (env INBOX_PREFIX; default _INBOX.worker-<task>)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", getenv("METRICS_ADDR"), "serve Prometheus metrics at http://<addr>/metrics, e.g. :9100 (env METRICS_ADDR; empty: off)")
 	c.NATS.RegisterFlags(fs, getenv)
 	c.Analyzers.RegisterFlags(fs, getenv)
@@ -57,6 +65,9 @@ func ParseFlags(args []string, getenv func(string) string) (ProcessConfig, error
 	}
 	if c.NATS.Name == "" {
 		c.NATS.Name = "worker-" + c.Worker.Task
+	}
+	if c.InboxPrefix == "" {
+		c.InboxPrefix = InboxPrefix(c.Worker.Task)
 	}
 	return c, c.Worker.Validate()
 }
@@ -87,7 +98,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	log.Info("worker starting", "task", c.Worker.Task, "analyzer", c.Worker.Kind, "nats", c.NATS)
-	nc, err := c.NATS.Connect(log, nil)
+	nc, err := c.NATS.Connect(log, nil, nats.CustomInboxPrefix(c.InboxPrefix))
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/visionmesh/vision/pkg/analyzer"
+	"github.com/visionmesh/vision/pkg/claimcheck"
 	"github.com/visionmesh/vision/pkg/imageinfo"
 	"github.com/visionmesh/vision/pkg/job"
 )
@@ -107,6 +108,7 @@ type Worker struct {
 	id  string   // svc's instance id, cached for every reply
 	obs Observer // nil: nothing observed
 	tr  Tracer   // nil: no spans
+	img Fetcher  // claim-checked images (Job-Object)
 
 	slots chan struct{}
 	stop  chan struct{} // closed by Shutdown: queued jobs are handed back
@@ -125,20 +127,37 @@ type Worker struct {
 	busyNS   atomic.Int64
 }
 
+// Fetcher reads a claim-checked image (claimcheck.Fetcher).
+type Fetcher interface {
+	// Fetch returns the image a Job-Object header refers to. Errors:
+	// claimcheck.ErrMissing when it is gone (expired or deleted).
+	Fetch(ctx context.Context, ref string) ([]byte, error)
+}
+
+var _ Fetcher = (*claimcheck.Fetcher)(nil)
+
 // New returns a worker for cfg that runs a. Start makes it take jobs.
 func New(nc *nats.Conn, a analyzer.Analyzer, cfg Config, log *slog.Logger) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	img, err := claimcheck.NewFetcher(nc)
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: %w", cfg.Task, err)
 	}
 	return &Worker{
 		nc:    nc,
 		a:     a,
 		cfg:   cfg,
 		log:   log.With("task", cfg.Task),
+		img:   img,
 		slots: make(chan struct{}, cfg.Concurrency),
 		stop:  make(chan struct{}),
 	}, nil
 }
+
+// SetFetcher replaces the claim-check fetcher (tests); call it before Start.
+func (w *Worker) SetFetcher(f Fetcher) { w.img = f }
 
 // Start registers the micro service and its endpoint; jobs flow from then on.
 func (w *Worker) Start() error {
@@ -297,6 +316,8 @@ func (w *Worker) admit(req micro.Request) {
 		reply:    req.Reply(),
 		deadline: meta.deadline,
 		beat:     meta.beat,
+		object:   meta.object,
+		held:     size,
 		in: analyzer.Input{
 			JobID:       meta.id,
 			Task:        w.cfg.Task,
@@ -317,6 +338,7 @@ type jobMeta struct {
 	id       string
 	deadline time.Time
 	beat     time.Duration
+	object   string // Job-Object: the image is fetched, the body is empty
 }
 
 // minHeartbeat bounds how often a worker sends heartbeats, whatever the
@@ -346,6 +368,12 @@ func parseJob(h micro.Headers, now time.Time) (jobMeta, string, error) {
 		}
 		m.beat = max(d, minHeartbeat)
 	}
+	if v := h.Get(job.HeaderObject); v != "" {
+		if _, _, err := job.ParseObjectRef(v); err != nil {
+			return m, job.CodeBadJob, fmt.Errorf("bad job: %w", err)
+		}
+		m.object = v
+	}
 	return m, "", nil
 }
 
@@ -363,6 +391,8 @@ type task struct {
 	deadline time.Time
 	beat     time.Duration
 	attempt  string
+	object   string // Job-Object reference; in.Data is fetched in run
+	held     int64  // bytes counted in pendingBytes at admission
 	in       analyzer.Input
 	ctx      context.Context   // the job span's (Tracer), else Background
 	traceID  string            // for the log line
@@ -382,21 +412,22 @@ func (w *Worker) run(t *task) {
 	release := func() {
 		w.mu.Lock()
 		w.held--
-		w.pendingBytes -= int64(len(t.in.Data))
+		w.pendingBytes -= t.held
 		w.mu.Unlock()
 	}
 
 	// Check the header again here: the worker may be reached by other
 	// publishers than the orchestrator, and must never decode a bomb.
-	info, err := imageinfo.Inspect(t.in.Data, w.cfg.MaxPixels)
-	if err != nil {
-		stopBeat()
-		release()
-		w.failed.Add(1)
-		w.publishError(t, job.CodeBadImage, err.Error())
-		return
+	// A claim-checked image is checked once fetched, below.
+	if t.object == "" {
+		if err := w.inspect(t); err != nil {
+			stopBeat()
+			release()
+			w.failed.Add(1)
+			w.publishError(t, job.CodeBadImage, err.Error())
+			return
+		}
 	}
-	t.in.ContentType = info.ContentType
 
 	ctx, cancel := context.WithDeadline(t.ctx, t.deadline)
 	defer cancel()
@@ -413,6 +444,19 @@ func (w *Worker) run(t *task) {
 		w.expired.Add(1)
 		w.publishError(t, job.CodeDeadline, "deadline passed while queued")
 		return
+	}
+	if t.object != "" {
+		// Fetched only once a slot is held, so a replica holds at most
+		// Concurrency large images however many jobs wait.
+		if code, err := w.fetch(ctx, t); err != nil {
+			<-w.slots
+			stopBeat()
+			release()
+			w.failed.Add(1)
+			w.log.Warn("job failed", "job_id", t.id, "code", code, "err", err)
+			w.publishError(t, code, err.Error())
+			return
+		}
 	}
 	w.inFlight.Add(1)
 	start := time.Now()
@@ -449,6 +493,37 @@ func (w *Worker) run(t *task) {
 		"Content-Type":   {"application/json"},
 	}})
 	t.finish("")
+}
+
+// inspect checks t's image header and sets its content type.
+func (w *Worker) inspect(t *task) error {
+	info, err := imageinfo.Inspect(t.in.Data, w.cfg.MaxPixels)
+	if err != nil {
+		return err
+	}
+	t.in.ContentType = info.ContentType
+	return nil
+}
+
+// fetch loads a claim-checked image into t and inspects it. On error it
+// also returns the code to reply with: 422 when the object is gone (expired
+// or deleted: no replica will find it), 504 when the deadline passed, 503
+// otherwise (NATS or JetStream trouble: the orchestrator may re-dispatch).
+func (w *Worker) fetch(ctx context.Context, t *task) (string, error) {
+	data, err := w.img.Fetch(ctx, t.object)
+	switch {
+	case errors.Is(err, claimcheck.ErrMissing):
+		return job.CodeBadImage, err
+	case err != nil && ctx.Err() != nil:
+		return job.CodeDeadline, fmt.Errorf("deadline passed while fetching the image: %w", err)
+	case err != nil:
+		return job.CodeUnavailable, err
+	}
+	t.in.Data = data
+	if err := w.inspect(t); err != nil {
+		return job.CodeBadImage, err
+	}
+	return "", nil
 }
 
 // analyze runs the analyzer and turns a panic into an error.
