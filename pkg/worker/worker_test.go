@@ -206,7 +206,7 @@ func TestWorkerConcurrencyAndBusy(t *testing.T) {
 	for i := range 3 {
 		chans = append(chans, send(t, nc, fmt.Sprint("job-", i), nil))
 	}
-	waitFor(t, 2*time.Second, "two running, one queued", func() bool {
+	waitFor(t, 10*time.Second, "two running, one queued", func() bool {
 		s := w.Stats()
 		return s.InFlight == 2 && s.Queued == 1
 	})
@@ -231,7 +231,7 @@ func TestWorkerHeartbeats(t *testing.T) {
 	g := &gate{release: make(chan struct{})}
 	_, nc := startWorker(t, url, g, nil)
 	ch := send(t, nc, "long", map[string]string{job.HeaderHeartbeat: "20ms"})
-	waitFor(t, 2*time.Second, "3 heartbeats", func() bool { return len(ch) >= 3 })
+	waitFor(t, 10*time.Second, "3 heartbeats", func() bool { return len(ch) >= 3 })
 	close(g.release)
 	m, beats := final(t, ch)
 	if errCode(m) != "" || beats < 3 {
@@ -260,7 +260,7 @@ func TestWorkerShutdownDrains(t *testing.T) {
 	for i := range 3 {
 		chans = append(chans, send(t, client, fmt.Sprint("job-", i), nil))
 	}
-	waitFor(t, 2*time.Second, "two running", func() bool { return w.Stats().InFlight == 2 })
+	waitFor(t, 10*time.Second, "two running", func() bool { return w.Stats().InFlight == 2 })
 
 	done := make(chan error, 1)
 	go func() { done <- worker.Drain(context.Background(), w, nc) }()
