@@ -111,6 +111,9 @@ type Server struct {
 	mux   *http.ServeMux
 	obs   Observer // nil: nothing observed
 	jobs  JobStore // nil unless EnableJobs
+
+	claims    Claims // nil unless EnableClaims
+	inlineMax int64  // largest image sent inline when claims fail
 }
 
 // New returns a Server; cfg must be valid.
@@ -271,6 +274,15 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 		Timeout:     q.timeout,
 		Serial:      q.mode == ModeSerial,
 		Header:      traceHeader(r),
+	}
+	ref, err := s.claim(r.Context(), j.ID, data)
+	if err != nil {
+		s.fail(w, r, start, err)
+		return
+	}
+	if ref != "" {
+		defer s.unclaim(r.Context(), j.ID, ref)
+		j.Data, j.Header = nil, withObject(j.Header, ref)
 	}
 	// Hash while the workers work: it is only needed for the answer.
 	sum := make(chan string, 1)

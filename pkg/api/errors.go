@@ -32,6 +32,9 @@ var (
 	ErrJobNotFound = errors.New("no such job")
 	// ErrJobsUnavailable means the job store (JetStream) cannot be reached.
 	ErrJobsUnavailable = errors.New("job store unavailable")
+	// ErrClaimCheckUnavailable means an image too large for a NATS message
+	// could not be put in the object store.
+	ErrClaimCheckUnavailable = errors.New("image store unavailable")
 )
 
 // errorBody is the JSON body of every error response.
@@ -71,6 +74,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusNotFound, "not_found"
 	case errors.Is(err, ErrJobsUnavailable):
 		return http.StatusServiceUnavailable, "jobs_unavailable"
+	case errors.Is(err, ErrClaimCheckUnavailable):
+		return http.StatusServiceUnavailable, "claim_check_unavailable"
 	default:
 		return http.StatusInternalServerError, "internal"
 	}

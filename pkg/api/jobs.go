@@ -140,7 +140,7 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 	for _, t := range in.q.tasks {
 		doc.Tasks[t] = TaskReport{Status: TaskPending}
 	}
-	got, created, err := s.jobs.Submit(r.Context(), JobRequest{
+	req := JobRequest{
 		Doc:            doc,
 		Data:           data,
 		Tasks:          in.q.tasks,
@@ -148,7 +148,21 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 		Serial:         in.q.mode == ModeSerial,
 		Header:         traceHeader(r),
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
-	})
+	}
+	// A large image goes to the object store; the stream message then
+	// carries its reference, and the job processor deletes it when done.
+	ref, err := s.claim(r.Context(), id, data)
+	if err != nil {
+		s.fail(w, r, start, err)
+		return
+	}
+	if ref != "" {
+		req.Data, req.Header = nil, withObject(req.Header, ref)
+	}
+	got, created, err := s.jobs.Submit(r.Context(), req)
+	if ref != "" && (err != nil || !created) {
+		s.unclaim(r.Context(), id, ref) // no job of this id will run
+	}
 	if err != nil {
 		s.fail(w, r, start, err)
 		return
