@@ -114,7 +114,19 @@ type Store struct {
 
 	mu sync.Mutex
 	kv jetstream.KeyValue // nil until set up
+
+	images ImageDeleter // nil: no claim-checked images
 }
+
+// ImageDeleter removes a claim-checked image (claimcheck.Store).
+type ImageDeleter interface {
+	// Delete removes the object ref; one already gone is not an error.
+	Delete(ctx context.Context, ref string) error
+}
+
+// SetImages makes processors delete each job's claim-checked image (its
+// Job-Object header) once the job is done; call it before Process.
+func (s *Store) SetImages(d ImageDeleter) { s.images = d }
 
 var _ api.JobStore = (*Store)(nil)
 

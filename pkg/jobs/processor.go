@@ -166,6 +166,7 @@ func (p *Processor) handle(m jetstream.Msg) {
 	doc, err := p.st.Get(ctx, id)
 	if errors.Is(err, api.ErrJobNotFound) {
 		log.Warn("jobs: no document (expired?): dropping the job")
+		p.dropImage(ctx, h, log)
 		_ = m.Term()
 		return
 	}
@@ -183,6 +184,7 @@ func (p *Processor) handle(m jetstream.Msg) {
 			return
 		}
 	}
+	p.dropImage(ctx, h, log)
 	if doc.CallbackURL != "" && doc.Callback == nil {
 		doc.Callback = p.callback(ctx, doc, log)
 		if err := p.st.put(ctx, kv, doc); err != nil {
@@ -227,12 +229,15 @@ func (p *Processor) run(ctx context.Context, kv jetstream.KeyValue, m jetstream.
 			}
 		}
 	}()
-	var hdr nats.Header
+	hdr := nats.Header{}
 	if tp := h.Get(job.HeaderTraceParent); tp != "" {
-		hdr = nats.Header{job.HeaderTraceParent: {tp}}
+		hdr.Set(job.HeaderTraceParent, tp)
 		if ts := h.Get(job.HeaderTraceState); ts != "" {
 			hdr.Set(job.HeaderTraceState, ts)
 		}
+	}
+	if ref := h.Get(job.HeaderObject); ref != "" {
+		hdr.Set(job.HeaderObject, ref) // claim-checked: the payload is empty
 	}
 	start := time.Now()
 	res := p.g.Run(ctx, gather.Job{
@@ -267,6 +272,20 @@ func (p *Processor) run(ctx context.Context, kv jetstream.KeyValue, m jetstream.
 	}
 	log.Info("job done", "status", doc.HTTPStatus, "attempt", doc.Attempt, "ms", doc.ElapsedMS)
 	return true
+}
+
+// dropImage deletes the job's claim-checked image, if it has one; the
+// bucket's TTL removes it should this fail.
+func (p *Processor) dropImage(ctx context.Context, h nats.Header, log *slog.Logger) {
+	ref := h.Get(job.HeaderObject)
+	if ref == "" || p.st.images == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.st.images.Delete(ctx, ref); err != nil {
+		log.Warn("jobs: delete image", "object", ref, "err", err)
+	}
 }
 
 // keepAlive tells JetStream the job is being worked on, every third of
