@@ -8,6 +8,7 @@ import (
 
 	"github.com/visionmesh/vision/pkg/api"
 	"github.com/visionmesh/vision/pkg/catalog"
+	"github.com/visionmesh/vision/pkg/claimcheck"
 	"github.com/visionmesh/vision/pkg/gather"
 	"github.com/visionmesh/vision/pkg/jobs"
 	"github.com/visionmesh/vision/pkg/natsconn"
@@ -44,6 +45,10 @@ type Config struct {
 	JobsConfig jobs.Config
 	DevStore   string
 
+	// ClaimCheck sends images above its threshold through a JetStream
+	// Object Store bucket instead of inside the task messages.
+	ClaimCheck claimcheck.Config
+
 	// PprofAddr, when set, serves /debug/pprof there (keep it on localhost).
 	PprofAddr string
 
@@ -58,7 +63,7 @@ type Config struct {
 // ParseFlags reads the orchestrator's flags; environment variables (read
 // through getenv) give defaults that flags override.
 func ParseFlags(args []string, getenv func(string) string) (Config, error) {
-	c := Config{API: api.Defaults(), Gather: gather.Defaults(), JobsConfig: jobs.Defaults()}
+	c := Config{API: api.Defaults(), Gather: gather.Defaults(), JobsConfig: jobs.Defaults(), ClaimCheck: claimcheck.Defaults()}
 	env := func(k, def string) string {
 		if v := getenv(k); v != "" {
 			return v
@@ -72,7 +77,9 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.Gather.InboxPrefix, "inbox-prefix", env("INBOX_PREFIX", c.Gather.InboxPrefix), "NATS inbox prefix for replies (env INBOX_PREFIX)")
 	fs.DurationVar(&c.API.Timeout, "timeout", c.API.Timeout, "default job deadline (per task in serial mode)")
 	fs.DurationVar(&c.API.MaxTimeout, "max-timeout", c.API.MaxTimeout, "largest ?timeout= accepted")
-	fs.Int64Var(&c.API.MaxBytes, "max-bytes", c.API.MaxBytes, "largest image in bytes (keep under the NATS max_payload)")
+	fs.Int64Var(&c.API.MaxBytes, "max-bytes", 0, fmt.Sprintf("largest image in bytes (default %d MiB with claim-check, else %d MiB: under the NATS max_payload)", MaxBytesClaimCheck>>20, c.API.MaxBytes>>20))
+	fs.Int64Var(&c.ClaimCheck.Threshold, "claim-check-bytes", c.ClaimCheck.Threshold, "images above this many bytes travel through the JetStream object store bucket "+c.ClaimCheck.Bucket+", not in the task messages (0: never)")
+	fs.DurationVar(&c.ClaimCheck.TTL, "claim-check-ttl", c.ClaimCheck.TTL, "how long a claim-checked image is kept if its job never deletes it")
 	fs.Int64Var(&c.API.MaxPixels, "max-pixels", c.API.MaxPixels, "largest image in pixels (width*height, read from the header)")
 	fs.IntVar(&c.API.MaxInFlight, "max-inflight", c.API.MaxInFlight, "analyses at once; more get 503 with Retry-After")
 	keys := fs.String("api-keys", env("API_KEYS", ""), "comma-separated API keys required on /v1/* (env API_KEYS; empty: no auth)")
@@ -108,6 +115,12 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 		c.Jobs = c.Dev
 	}
 	c.JobsConfig.Prefix = c.Gather.Prefix
+	if c.API.MaxBytes == 0 {
+		c.API.MaxBytes = api.Defaults().MaxBytes
+		if c.ClaimCheck.Enabled() {
+			c.API.MaxBytes = MaxBytesClaimCheck
+		}
+	}
 	c.DevAnalyzers.MaxPixels = int(c.API.MaxPixels)
 	c.API.Tasks = splitList(*tasks)
 	c.API.APIKeys = splitList(*keys)
@@ -130,11 +143,19 @@ func (c Config) Validate() error {
 			return err
 		}
 	}
+	if err := c.ClaimCheck.Validate(); err != nil {
+		return err
+	}
 	if c.DevConcurrency < 1 {
 		return fmt.Errorf("orchestrator: dev concurrency must be at least 1")
 	}
 	return nil
 }
+
+// MaxBytesClaimCheck is the default -max-bytes when claim-check is on: a
+// 30 MB camera frame passes, and the body still fits the HTTP read timeout
+// on a slow uplink (32 MiB in 30 s is ~9 Mbit/s).
+const MaxBytesClaimCheck = 32 << 20
 
 func splitList(s string) []string {
 	var out []string

@@ -21,6 +21,7 @@ import (
 
 	"github.com/visionmesh/vision/pkg/api"
 	"github.com/visionmesh/vision/pkg/catalog"
+	"github.com/visionmesh/vision/pkg/claimcheck"
 	"github.com/visionmesh/vision/pkg/embednats"
 	"github.com/visionmesh/vision/pkg/gather"
 	"github.com/visionmesh/vision/pkg/jobs"
@@ -112,8 +113,13 @@ func Start(cfg Config, log *slog.Logger) (_ *Orchestrator, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if mp := o.nc.MaxPayload(); mp > 0 && cfg.API.MaxBytes+16<<10 > mp {
-		log.Warn("image limit is above the NATS max_payload: large images will fail", "max_bytes", cfg.API.MaxBytes, "max_payload", mp)
+	inline := cfg.API.MaxBytes // largest image sent inside a task message
+	if cfg.ClaimCheck.Enabled() {
+		inline = min(inline, cfg.ClaimCheck.Threshold)
+	}
+	if mp := o.nc.MaxPayload(); mp > 0 && inline+16<<10 > mp {
+		log.Warn("images sent inline may exceed the NATS max_payload and fail: lower -max-bytes or -claim-check-bytes",
+			"max_bytes", cfg.API.MaxBytes, "claim_check_bytes", cfg.ClaimCheck.Threshold, "max_payload", mp)
 	}
 	o.g, err = gather.New(o.nc, cfg.Gather)
 	if err != nil {
@@ -123,10 +129,26 @@ func Start(cfg Config, log *slog.Logger) (_ *Orchestrator, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var images *claimcheck.Store
+	if cfg.ClaimCheck.Enabled() {
+		if images, err = claimcheck.New(o.nc, cfg.ClaimCheck); err != nil {
+			return nil, err
+		}
+		// Should the object store fail, an image that still fits in a
+		// message goes inline: 64 KiB under max_payload leaves the headers room.
+		fits := api.Defaults().MaxBytes
+		if mp := o.nc.MaxPayload(); mp > 64<<10 {
+			fits = mp - 64<<10
+		}
+		o.api.EnableClaims(images, fits)
+	}
 	if cfg.Jobs {
 		st, err := jobs.New(o.nc, cfg.JobsConfig)
 		if err != nil {
 			return nil, err
+		}
+		if images != nil {
+			st.SetImages(images)
 		}
 		o.api.EnableJobs(st)
 		o.proc = st.Process(o.g, log)
