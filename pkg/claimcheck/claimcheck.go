@@ -46,15 +46,18 @@ func Defaults() Config {
 	return Config{Bucket: "vision_images", TTL: 10 * time.Minute, Threshold: 4 << 20}
 }
 
-// Validate reports whether c is usable.
+// Validate reports whether c is usable. The zero Config is: it is off.
 func (c Config) Validate() error {
-	if err := job.ValidName(c.Bucket); err != nil {
-		return fmt.Errorf("claimcheck: bucket: %w", err)
-	}
 	if c.Threshold < 0 {
 		return errors.New("claimcheck: threshold must not be negative")
 	}
-	if c.Threshold > 0 && c.TTL < time.Second {
+	if !c.Enabled() {
+		return nil
+	}
+	if err := job.ValidName(c.Bucket); err != nil {
+		return fmt.Errorf("claimcheck: bucket: %w", err)
+	}
+	if c.TTL < time.Second {
 		return fmt.Errorf("claimcheck: ttl %v: want at least a second", c.TTL)
 	}
 	return nil

@@ -119,6 +119,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"defaults", func(*claimcheck.Config) {}, true},
 		{"disabled without ttl", func(c *claimcheck.Config) { c.Threshold, c.TTL = 0, 0 }, true},
+		{"zero value", func(c *claimcheck.Config) { *c = claimcheck.Config{} }, true},
 		{"bad bucket", func(c *claimcheck.Config) { c.Bucket = "a.b" }, false},
 		{"negative threshold", func(c *claimcheck.Config) { c.Threshold = -1 }, false},
 		{"no ttl", func(c *claimcheck.Config) { c.TTL = 0 }, false},
