@@ -175,6 +175,9 @@ func (w *Worker) Start() error {
 	if err != nil {
 		return fmt.Errorf("worker %s: add service: %w", w.cfg.Task, err)
 	}
+	// Set before the endpoint exists: jobs may arrive at once and their
+	// replies carry the id.
+	w.svc, w.id = svc, svc.Info().ID
 	err = svc.AddEndpoint(w.cfg.Task, micro.HandlerFunc(w.admit),
 		micro.WithEndpointSubject(job.Subject(w.cfg.Prefix, w.cfg.Task)),
 		micro.WithEndpointQueueGroup(w.cfg.Task),
@@ -186,7 +189,6 @@ func (w *Worker) Start() error {
 		_ = svc.Stop()
 		return fmt.Errorf("worker %s: add endpoint: %w", w.cfg.Task, err)
 	}
-	w.svc, w.id = svc, svc.Info().ID
 	w.log.Info("worker started", "id", w.ID(), "subject", job.Subject(w.cfg.Prefix, w.cfg.Task),
 		"concurrency", w.cfg.Concurrency, "analyzer", w.cfg.Kind)
 	return nil
