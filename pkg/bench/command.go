@@ -27,6 +27,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	inProcess := fs.Bool("inprocess", false, "run every component in this process instead of one child process each")
 	duration := fs.Duration("duration", 0, "measured time per scenario, split into its rounds (default 6s in 3 rounds; 1s with -quick)")
 	replot := fs.String("replot", "", "run nothing: read this results.json, print its table and redraw its chart (in -out, default beside it)")
+	markdown := fs.Bool("markdown", false, "print the table as Markdown (for the README)")
 	run := fs.String("run", "", "only the scenarios whose name matches this regexp, e.g. 'zero/20KB'")
 	profile := fs.String("profile", "", "write CPU and heap profiles of the scenarios matching this regexp to -logs")
 	logs := fs.String("logs", "", "directory for the components' logs and profiles (default: a temporary one, kept if anything fails)")
@@ -38,7 +39,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		return err
 	}
 	if *replot != "" {
-		return replotReport(*replot, *out, stdout)
+		return replotReport(*replot, *out, *markdown, stdout)
 	}
 	plan := FullPlan()
 	if *quick {
@@ -104,7 +105,11 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	rep.Targets = Targets(results)
 
 	fmt.Fprintln(stdout)
-	if err := rep.WriteTable(stdout); err != nil {
+	table := rep.WriteTable
+	if *markdown {
+		table = rep.WriteMarkdown
+	}
+	if err := table(stdout); err != nil {
 		return err
 	}
 	if outDir != "" && len(results) > 0 {
@@ -129,7 +134,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 }
 
 // replotReport prints the table of a results.json and redraws its chart.
-func replotReport(path, outDir string, stdout io.Writer) error {
+func replotReport(path, outDir string, markdown bool, stdout io.Writer) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -139,7 +144,11 @@ func replotReport(path, outDir string, stdout io.Writer) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	rep.Targets = Targets(rep.Results)
-	if err := rep.WriteTable(stdout); err != nil {
+	table := rep.WriteTable
+	if markdown {
+		table = rep.WriteMarkdown
+	}
+	if err := table(stdout); err != nil {
 		return err
 	}
 	if outDir == "" {

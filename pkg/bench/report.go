@@ -71,7 +71,7 @@ func (rep Report) WriteTable(w io.Writer) error {
 		group = r.Group
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%.0f%%\t\n",
 			r.Name, num(r.RPS), num(r.Latency.P50), num(r.Latency.P90), num(r.Latency.P99), num(r.Latency.Max),
-			num(r.Overhead.P50), num(r.Overhead.P99), r.Errors, opt(r.FrontRSSMB), opt(r.ServerCPUPerReq), 100*r.OthersBusy)
+			num(r.Overhead.P50), num(r.Overhead.P99), r.Errors, opt(r.FrontRSSMB), cpuCell(r), 100*r.OthersBusy)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -90,6 +90,39 @@ func (rep Report) WriteTable(w io.Writer) error {
 	return nil
 }
 
+// WriteMarkdown writes the results as a Markdown table, then the targets as
+// a list, for the README.
+func (rep Report) WriteMarkdown(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintln(bw, "| scenario | system | clients | req/s | p50 ms | p90 ms | p99 ms | max ms | overhead p50 | overhead p99 | errors | front peak RSS MB | server CPU µs/req | other load |")
+	fmt.Fprintln(bw, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, r := range rep.Results {
+		what := r.Group
+		switch r.Group {
+		case GroupZero:
+			what = "zero work, " + r.Image
+		case GroupLong:
+			what = fmt.Sprintf("three %s tasks", fmtDur(r.WorkMS))
+		case GroupReplicas:
+			what = fmt.Sprintf("%s tasks, %d replica%s", fmtDur(r.WorkMS), r.Replicas, plural(r.Replicas))
+		}
+		clients := fmt.Sprint(r.Clients)
+		if r.Rate > 0 {
+			clients += fmt.Sprintf(" paced %g/s", r.Rate)
+		}
+		fmt.Fprintf(bw, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %.0f%% |\n",
+			what, r.System, clients, num(r.RPS), num(r.Latency.P50), num(r.Latency.P90), num(r.Latency.P99), num(r.Latency.Max),
+			num(r.Overhead.P50), num(r.Overhead.P99), r.Errors, opt(r.FrontRSSMB), cpuCell(r), 100*r.OthersBusy)
+	}
+	if len(rep.Targets) > 0 {
+		fmt.Fprintln(bw)
+		for _, t := range rep.Targets {
+			fmt.Fprintf(bw, "- %s\n", t)
+		}
+	}
+	return bw.Flush()
+}
+
 // num formats a figure with about three significant digits.
 func num(v float64) string {
 	switch {
@@ -104,6 +137,15 @@ func num(v float64) string {
 	default:
 		return fmt.Sprintf("%.0f", v)
 	}
+}
+
+// cpuCell formats the server CPU per request, or "-" where it means little:
+// a run of a few long requests holds too few 10 ms CPU ticks.
+func cpuCell(r Result) string {
+	if r.OK < 20 {
+		return "-"
+	}
+	return opt(r.ServerCPUPerReq)
 }
 
 // opt formats a figure that may be unknown (zero).
