@@ -391,6 +391,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, start time.Time, e
 }
 
 func (s *Server) logJob(r *http.Request, j gather.Job, mode string, status int, start time.Time, outs []gather.Outcome) {
+	if !s.log.Enabled(r.Context(), slog.LevelInfo) {
+		return // building the attributes costs more than the gather's bookkeeping
+	}
 	attrs := make([]any, 0, len(outs))
 	for _, o := range outs {
 		attrs = append(attrs, slog.String(o.Task, fmt.Sprintf("%s %.1fms", o.Status, ms(o.Elapsed))))

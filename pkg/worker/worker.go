@@ -470,9 +470,14 @@ func (w *Worker) run(t *task) {
 	release()
 	w.busyNS.Add(int64(took))
 
-	log := w.log.With("job_id", t.id, "attempt", t.attempt, "ms", float64(took.Microseconds())/1000)
-	if t.traceID != "" {
-		log = log.With("trace_id", t.traceID)
+	// The job's log attributes, built only for a line that is written:
+	// Logger.With on every job cost more than the rest of the bookkeeping.
+	attrs := func(more ...any) []any {
+		a := append(make([]any, 0, 8+len(more)), "job_id", t.id, "attempt", t.attempt, "ms", float64(took.Microseconds())/1000)
+		if t.traceID != "" {
+			a = append(a, "trace_id", t.traceID)
+		}
+		return append(a, more...)
 	}
 	var body []byte
 	if err == nil {
@@ -482,13 +487,15 @@ func (w *Worker) run(t *task) {
 		w.failed.Add(1)
 		code := codeOf(ctx, err)
 		w.observe(code, took)
-		log.Warn("job failed", "code", code, "err", err)
+		w.log.Warn("job failed", attrs("code", code, "err", err)...)
 		w.publishError(t, code, err.Error())
 		return
 	}
 	w.done.Add(1)
 	w.observe("", took)
-	log.Debug("job done")
+	if w.log.Enabled(ctx, slog.LevelDebug) {
+		w.log.Debug("job done", attrs()...)
+	}
 	w.publish(t, &nats.Msg{Data: body, Header: nats.Header{
 		job.HeaderWorker: {w.ID()},
 		job.HeaderID:     {t.id},
@@ -558,29 +565,33 @@ func (w *Worker) heartbeat(t *task) (stop func()) {
 	if t.beat <= 0 {
 		return func() {}
 	}
-	quit, exited := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(exited)
-		tk := time.NewTicker(t.beat)
-		defer tk.Stop()
-		for {
-			select {
-			case <-quit:
-				return
-			case <-tk.C:
-				w.publish(t, &nats.Msg{Header: nats.Header{
-					job.HeaderStatus: {job.StatusWorking},
-					job.HeaderWorker: {w.ID()},
-				}})
-			}
+	// A timer, not a goroutine with a ticker: most jobs end before the
+	// first beat, and then the heartbeat costs one timer and puts no
+	// goroutine hand-off on the reply's path.
+	var (
+		mu      sync.Mutex
+		stopped bool
+		tm      *time.Timer
+	)
+	mu.Lock()
+	tm = time.AfterFunc(t.beat, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
-	var once sync.Once
+		w.publish(t, &nats.Msg{Header: nats.Header{
+			job.HeaderStatus: {job.StatusWorking},
+			job.HeaderWorker: {w.ID()},
+		}})
+		tm.Reset(t.beat)
+	})
+	mu.Unlock()
 	return func() {
-		once.Do(func() {
-			close(quit)
-			<-exited
-		})
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		tm.Stop()
 	}
 }
 
