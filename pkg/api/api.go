@@ -23,7 +23,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/visionmesh/vision/pkg/gather"
-	"github.com/visionmesh/vision/pkg/imageinfo"
 	"github.com/visionmesh/vision/pkg/job"
 )
 
@@ -234,45 +233,26 @@ type Response struct {
 // answer with all outcomes. See statusFor for the HTTP status.
 func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
+	release, ok := s.admit()
+	if !ok {
 		s.fail(w, r, start, ErrOverloaded)
 		return
 	}
-	if !s.ready.IsConnected() {
-		s.fail(w, r, start, ErrNotReady)
-		return
-	}
-	q, err := parseQuery(r.URL.Query(), s.cfg)
+	defer release()
+	in, err := s.intake(w, r)
+	defer s.putBuf(in.buf)
 	if err != nil {
 		s.fail(w, r, start, err)
 		return
 	}
-
-	buf := s.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer s.putBuf(buf)
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBytes+64<<10)
-	if err := readImage(r, buf, s.cfg.MaxBytes); err != nil {
-		s.fail(w, r, start, err)
-		return
-	}
-	data := buf.Bytes()
-	info, err := imageinfo.Inspect(data, s.cfg.MaxPixels)
-	if err != nil {
-		s.fail(w, r, start, err)
-		return
-	}
-
+	data := in.buf.Bytes()
 	j := gather.Job{
 		ID:          uuid.NewString(),
-		Tasks:       q.tasks,
+		Tasks:       in.q.tasks,
 		Data:        data,
-		ContentType: info.ContentType,
-		Timeout:     q.timeout,
-		Serial:      q.mode == ModeSerial,
+		ContentType: in.info.ContentType,
+		Timeout:     in.q.timeout,
+		Serial:      in.q.mode == ModeSerial,
 		Header:      traceHeader(r),
 	}
 	ref, err := s.claim(r.Context(), j.ID, data)
@@ -294,27 +274,9 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 
 	resp := Response{
 		JobID: j.ID,
-		Mode:  q.mode,
-		Image: Image{
-			Bytes:       len(data),
-			SHA256:      <-sum,
-			ContentType: info.ContentType,
-			Format:      info.Format,
-			Width:       info.Width,
-			Height:      info.Height,
-		},
-		Tasks: make(map[string]TaskReport, len(outs)),
-	}
-	for _, o := range outs {
-		resp.Tasks[o.Task] = TaskReport{
-			Status:    o.Status,
-			StartedMS: ms(o.Started),
-			ElapsedMS: ms(o.Elapsed),
-			Worker:    o.Worker,
-			Attempts:  o.Attempts,
-			Result:    o.Result,
-			Error:     o.Error,
-		}
+		Mode:  in.q.mode,
+		Image: imageOf(data, <-sum, in.info),
+		Tasks: Reports(outs),
 	}
 	resp.ElapsedMS = ms(time.Since(start))
 	status := statusFor(outs)
@@ -323,9 +285,19 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, status, resp)
 	if s.obs != nil {
-		s.obs.ObserveAnalyze(q.mode, status, len(data), outs)
+		s.obs.ObserveAnalyze(in.q.mode, status, len(data), outs)
 	}
-	s.logJob(r, j, q.mode, status, start, outs)
+	s.logJob(r, j, in.q.mode, status, start, outs)
+}
+
+// admit takes one of the -max-inflight slots, or reports that none is free.
+func (s *Server) admit() (release func(), ok bool) {
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, true
+	default:
+		return nil, false
+	}
 }
 
 // statusFor picks the HTTP status of an answer: 200 when every task is ok,

@@ -102,13 +102,12 @@ type submitAnswer struct {
 // optional callback_url), answered 202 once the job is durably recorded.
 func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
+	release, ok := s.admit()
+	if !ok {
 		s.fail(w, r, start, ErrOverloaded)
 		return
 	}
+	defer release()
 	in, err := s.intake(w, r)
 	defer s.putBuf(in.buf)
 	if err != nil {

@@ -63,13 +63,6 @@ func parseQuery(v url.Values, cfg Config) (query, error) {
 	return q, nil
 }
 
-// readImage reads the image from a raw or multipart body into buf, which it
-// leaves holding exactly the image bytes. The body must already be capped
-// with http.MaxBytesReader.
-func readImage(r *http.Request, buf *bytes.Buffer, maxBytes int64) error {
-	return readImageFields(r, buf, maxBytes, nil)
-}
-
 // textFields are the small multipart text fields readImageFields keeps
 // (they must come before the image part).
 var textFields = []string{"callback_url"}
@@ -77,8 +70,10 @@ var textFields = []string{"callback_url"}
 // maxTextField bounds a kept text field.
 const maxTextField = 2 << 10
 
-// readImageFields is readImage that also keeps the textFields of a
-// multipart body in fields, when fields is not nil.
+// readImageFields reads the image from a raw or multipart body into buf,
+// which it leaves holding exactly the image bytes, and keeps the textFields
+// of a multipart body in fields when fields is not nil. The body must
+// already be capped with http.MaxBytesReader.
 func readImageFields(r *http.Request, buf *bytes.Buffer, maxBytes int64, fields map[string]string) error {
 	ct := r.Header.Get("Content-Type")
 	mt, params, err := mime.ParseMediaType(ct)
