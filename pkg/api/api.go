@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,6 +58,11 @@ type Config struct {
 	// MaxInFlight bounds concurrent analyses; beyond it requests get 503
 	// with Retry-After.
 	MaxInFlight int
+	// MaxInFlightBytes bounds the upload bytes held by admitted requests
+	// (from Content-Length; an upload without one counts as MaxBytes).
+	// A request that would pass it gets 503 with Retry-After, unless it
+	// would be the only one: memory stays bounded with large limits.
+	MaxInFlightBytes int64
 	// APIKeys, when not empty, are required on /v1/* as a Bearer token or
 	// an X-API-Key header.
 	APIKeys []string
@@ -65,12 +71,13 @@ type Config struct {
 // Defaults returns the default limits.
 func Defaults() Config {
 	return Config{
-		Tasks:       []string{"vehicle", "plate", "face"},
-		Timeout:     5 * time.Second,
-		MaxTimeout:  60 * time.Second,
-		MaxBytes:    7 << 20,
-		MaxPixels:   50_000_000,
-		MaxInFlight: 256,
+		Tasks:            []string{"vehicle", "plate", "face"},
+		Timeout:          5 * time.Second,
+		MaxTimeout:       60 * time.Second,
+		MaxBytes:         7 << 20,
+		MaxPixels:        50_000_000,
+		MaxInFlight:      256,
+		MaxInFlightBytes: 1 << 30,
 	}
 }
 
@@ -92,7 +99,7 @@ func (c Config) Validate() error {
 	if c.Timeout <= 0 || c.MaxTimeout < c.Timeout {
 		return fmt.Errorf("api: need 0 < timeout (%v) <= max timeout (%v)", c.Timeout, c.MaxTimeout)
 	}
-	if c.MaxBytes <= 0 || c.MaxPixels <= 0 || c.MaxInFlight <= 0 {
+	if c.MaxBytes <= 0 || c.MaxPixels <= 0 || c.MaxInFlight <= 0 || c.MaxInFlightBytes <= 0 {
 		return errors.New("api: max bytes, max pixels and max in-flight must be positive")
 	}
 	return nil
@@ -105,11 +112,13 @@ type Server struct {
 	ready Readier
 	log   *slog.Logger
 	slots chan struct{}
-	bufs  sync.Pool
-	keys  [][]byte
-	mux   *http.ServeMux
-	obs   Observer // nil: nothing observed
-	jobs  JobStore // nil unless EnableJobs
+	// inBytes is the upload bytes reserved by admitted requests.
+	inBytes atomic.Int64
+	bufs    sync.Pool
+	keys    [][]byte
+	mux     *http.ServeMux
+	obs     Observer // nil: nothing observed
+	jobs    JobStore // nil unless EnableJobs
 
 	claims    Claims // nil unless EnableClaims
 	inlineMax int64  // largest image sent inline when claims fail
@@ -233,7 +242,7 @@ type Response struct {
 // answer with all outcomes. See statusFor for the HTTP status.
 func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	release, ok := s.admit()
+	release, ok := s.admit(r)
 	if !ok {
 		s.fail(w, r, start, ErrOverloaded)
 		return
@@ -290,14 +299,27 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 	s.logJob(r, j, in.q.mode, status, start, outs)
 }
 
-// admit takes one of the -max-inflight slots, or reports that none is free.
-func (s *Server) admit() (release func(), ok bool) {
+// admit takes one of the -max-inflight slots and reserves r's upload
+// bytes against -max-inflight-bytes, or reports that the server is full.
+func (s *Server) admit(r *http.Request) (release func(), ok bool) {
+	want := r.ContentLength
+	if want < 0 || want > s.cfg.MaxBytes {
+		want = s.cfg.MaxBytes
+	}
 	select {
 	case s.slots <- struct{}{}:
-		return func() { <-s.slots }, true
 	default:
 		return nil, false
 	}
+	if n := s.inBytes.Add(want); n > s.cfg.MaxInFlightBytes && n != want {
+		s.inBytes.Add(-want)
+		<-s.slots
+		return nil, false
+	}
+	return func() {
+		s.inBytes.Add(-want)
+		<-s.slots
+	}, true
 }
 
 // statusFor picks the HTTP status of an answer: 200 when every task is ok,

@@ -303,3 +303,29 @@ func TestAnalyzeShedsOverLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestAnalyzeShedsOverByteBudget(t *testing.T) {
+	g := &blockingGatherer{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	jpg := testimage.JPEG(64, 48, 80, 1)
+	s := newServer(t, g, func(c *api.Config) { c.MaxInFlightBytes = int64(len(jpg)) + 10 })
+	done := make(chan int, 1)
+	go func() {
+		resp, _ := do(t, s, "/v1/analyze", bytes.NewReader(jpg), "image/jpeg")
+		done <- resp.StatusCode
+	}()
+	<-g.entered
+	// A second upload would pass the byte budget: shed, though slots are free.
+	resp, m := do(t, s, "/v1/analyze", bytes.NewReader(jpg), "image/jpeg")
+	if resp.StatusCode != 503 || m["code"] != "overloaded" {
+		t.Errorf("second request: got %d %v, want 503 overloaded", resp.StatusCode, m)
+	}
+	close(g.release)
+	if code := <-done; code != 200 {
+		t.Errorf("first request: got %d, want 200", code)
+	}
+	// With the budget free again, the same upload is admitted.
+	resp, _ = do(t, newServer(t, &fakeGatherer{}, func(c *api.Config) { c.MaxInFlightBytes = 1 }), "/v1/analyze", bytes.NewReader(jpg), "image/jpeg")
+	if resp.StatusCode != 200 {
+		t.Errorf("a lone upload over the budget: got %d, want 200 (never starve a single request)", resp.StatusCode)
+	}
+}

@@ -102,7 +102,7 @@ type submitAnswer struct {
 // optional callback_url), answered 202 once the job is durably recorded.
 func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	release, ok := s.admit()
+	release, ok := s.admit(r)
 	if !ok {
 		s.fail(w, r, start, ErrOverloaded)
 		return

@@ -82,6 +82,7 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 	fs.DurationVar(&c.ClaimCheck.TTL, "claim-check-ttl", c.ClaimCheck.TTL, "how long a claim-checked image is kept if its job never deletes it")
 	fs.Int64Var(&c.API.MaxPixels, "max-pixels", c.API.MaxPixels, "largest image in pixels (width*height, read from the header)")
 	fs.IntVar(&c.API.MaxInFlight, "max-inflight", c.API.MaxInFlight, "analyses at once; more get 503 with Retry-After")
+	fs.Int64Var(&c.API.MaxInFlightBytes, "max-inflight-bytes", c.API.MaxInFlightBytes, "upload bytes held by admitted requests at once (Content-Length, else -max-bytes); more get 503 with Retry-After")
 	keys := fs.String("api-keys", env("API_KEYS", ""), "comma-separated API keys required on /v1/* (env API_KEYS; empty: no auth)")
 	fs.DurationVar(&c.Gather.Heartbeat, "heartbeat", c.Gather.Heartbeat, "heartbeat interval asked of workers (0: no heartbeats, no leases)")
 	fs.DurationVar(&c.Gather.Lease, "lease", c.Gather.Lease, "a dispatch silent for this long is presumed lost and sent again")
