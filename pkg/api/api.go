@@ -66,6 +66,10 @@ type Config struct {
 	// APIKeys, when not empty, are required on /v1/* as a Bearer token or
 	// an X-API-Key header.
 	APIKeys []string
+	// CallbackHosts are the host names a job's callback_url may point at
+	// ("*": any). Empty refuses callbacks: an open list would let any
+	// client make the orchestrator POST into the private network (SSRF).
+	CallbackHosts []string
 }
 
 // Defaults returns the default limits.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -118,7 +119,7 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 	if cb == "" {
 		cb = in.fields["callback_url"]
 	}
-	if err := checkCallbackURL(cb); err != nil {
+	if err := checkCallbackURL(cb, s.cfg.CallbackHosts); err != nil {
 		s.fail(w, r, start, err)
 		return
 	}
@@ -272,14 +273,18 @@ func imageOf(data []byte, sum string, info imageinfo.Info) Image {
 	}
 }
 
-// checkCallbackURL accepts an empty value or an absolute http(s) URL.
-func checkCallbackURL(s string) error {
+// checkCallbackURL accepts an empty value or an absolute http(s) URL whose
+// host is one of hosts ("*" allows any).
+func checkCallbackURL(s string, hosts []string) error {
 	if s == "" {
 		return nil
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%w: callback_url %q: want an absolute http or https URL", ErrBadQuery, s)
+	}
+	if !slices.Contains(hosts, "*") && !slices.Contains(hosts, u.Hostname()) {
+		return fmt.Errorf("%w: callback_url host %q is not allowed (the orchestrator's -callback-hosts)", ErrBadQuery, u.Hostname())
 	}
 	return nil
 }

@@ -83,6 +83,7 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 	fs.Int64Var(&c.API.MaxPixels, "max-pixels", c.API.MaxPixels, "largest image in pixels (width*height, read from the header)")
 	fs.IntVar(&c.API.MaxInFlight, "max-inflight", c.API.MaxInFlight, "analyses at once; more get 503 with Retry-After")
 	fs.Int64Var(&c.API.MaxInFlightBytes, "max-inflight-bytes", c.API.MaxInFlightBytes, "upload bytes held by admitted requests at once (Content-Length, else -max-bytes); more get 503 with Retry-After")
+	cbHosts := fs.String("callback-hosts", env("CALLBACK_HOSTS", ""), "comma-separated host names job callbacks may go to, * for any (env CALLBACK_HOSTS; empty: callbacks refused)")
 	keys := fs.String("api-keys", env("API_KEYS", ""), "comma-separated API keys required on /v1/* (env API_KEYS; empty: no auth)")
 	fs.DurationVar(&c.Gather.Heartbeat, "heartbeat", c.Gather.Heartbeat, "heartbeat interval asked of workers (0: no heartbeats, no leases)")
 	fs.DurationVar(&c.Gather.Lease, "lease", c.Gather.Lease, "a dispatch silent for this long is presumed lost and sent again")
@@ -125,6 +126,7 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 	c.DevAnalyzers.MaxPixels = int(c.API.MaxPixels)
 	c.API.Tasks = splitList(*tasks)
 	c.API.APIKeys = splitList(*keys)
+	c.API.CallbackHosts = splitList(*cbHosts)
 	if c.NATS.Name == "" {
 		c.NATS.Name = "orchestrator"
 	}
