@@ -180,12 +180,14 @@ func TestFaultNATSRestart(t *testing.T) {
 	for _, task := range []string{"vehicle", "plate", "face"} {
 		startWorker(t, url, task, "-work", "20ms")
 	}
-	o := startOrchestrator(t, url)
+	pprof := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	o := startOrchestrator(t, url, "-pprof", pprof)
 	c := newClient(t, 1)
 	img := raw("image/jpeg", testimage.JPEG(64, 48, 90, 1))
 	if a := postImage(t, c, o.url, "", img); a.Status != http.StatusOK {
 		t.Fatalf("before: got %d, want %d; body %s", a.Status, http.StatusOK, a.Body)
 	}
+	goroutinesBefore := goroutines(t, pprof)
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
@@ -203,7 +205,7 @@ func TestFaultNATSRestart(t *testing.T) {
 	notReady := time.Since(downAt)
 
 	down := newTally()
-	for range 10 {
+	for range 50 {
 		a := postImage(t, c, o.url, "", img)
 		down.add(a, nil, 3)
 		if a.Status != http.StatusServiceUnavailable {
@@ -222,6 +224,13 @@ func TestFaultNATSRestart(t *testing.T) {
 	}
 	if code, err := getStatus(o.url + "/healthz"); err != nil || code != http.StatusOK {
 		t.Errorf("healthz while NATS is down: got %d (%v), want %d", code, err, http.StatusOK)
+	}
+	// Failing fast leaves nothing behind: no goroutine per refused request.
+	// 50 requests: one goroutine left behind by each would show.
+	if n := goroutines(t, pprof); n > goroutinesBefore+10 {
+		t.Errorf("goroutines while down: got %d, want about %d as before the outage", n, goroutinesBefore)
+	} else {
+		t.Logf("goroutines: %d before the outage, %d after 50 refused requests", goroutinesBefore, n)
 	}
 
 	upAt := time.Now()
@@ -250,9 +259,25 @@ func TestFaultNATSRestart(t *testing.T) {
 	if after.failed != 0 || after.statuses[http.StatusOK] != after.sent {
 		t.Errorf("after the restart: tasks failed %d, statuses %v (errors %v), want all ok", after.failed, after.statuses, after.errs)
 	}
-	// The orchestrator's goroutines cannot be counted from outside its
-	// process (it has no pprof endpoint); TestE2ELateReplyLeaksNothing
-	// checks goroutine leaks in process.
+	if n := goroutines(t, pprof); n > goroutinesBefore+10 {
+		t.Errorf("goroutines after recovery: got %d, want about %d as before the outage", n, goroutinesBefore)
+	}
+}
+
+// goroutines reads the orchestrator's goroutine count from its -pprof
+// listener.
+func goroutines(t *testing.T, pprofAddr string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatalf("pprof: %v", err)
+	}
+	defer resp.Body.Close()
+	var n int
+	if _, err := fmt.Fscanf(resp.Body, "goroutine profile: total %d", &n); err != nil {
+		t.Fatalf("pprof goroutine profile: %v", err)
+	}
+	return n
 }
 
 // startCluster starts n clustered nats-servers on loopback, all routed to
