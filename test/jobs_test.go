@@ -298,6 +298,11 @@ func TestE2EJobs(t *testing.T) {
 		if other == first {
 			t.Errorf("another key got the same job %s", first)
 		}
+		// The same key with another image is a client bug, not a replay.
+		clash := submit(t, c, sys.orch.url, "", raw("image/jpeg", testimage.JPEG(32, 24, 90, 9)), "Idempotency-Key", "cam-7/frame-42")
+		if clash.Status != http.StatusUnprocessableEntity || !strings.Contains(string(clash.Body), "idempotency_conflict") {
+			t.Errorf("same key, other image: got %d %s, want 422 idempotency_conflict", clash.Status, clash.Body)
+		}
 	})
 
 	t.Run("signed callback with retries", func(t *testing.T) {

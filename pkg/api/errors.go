@@ -26,6 +26,9 @@ var (
 	ErrOverloaded = errors.New("orchestrator overloaded")
 	// ErrNotReady means there is no connection to NATS right now.
 	ErrNotReady = errors.New("not connected to NATS")
+	// ErrIdempotencyConflict means an Idempotency-Key came back with a
+	// different image than the job it first created.
+	ErrIdempotencyConflict = errors.New("idempotency key reused with another image")
 	// ErrUnauthorized means the API key is missing or wrong.
 	ErrUnauthorized = errors.New("missing or invalid API key")
 	// ErrJobNotFound means no async job has that id (or it expired).
@@ -68,6 +71,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusServiceUnavailable, "overloaded"
 	case errors.Is(err, ErrNotReady):
 		return http.StatusServiceUnavailable, "nats_unavailable"
+	case errors.Is(err, ErrIdempotencyConflict):
+		return http.StatusUnprocessableEntity, "idempotency_conflict"
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized, "unauthorized"
 	case errors.Is(err, ErrJobNotFound):

@@ -163,6 +163,9 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 	if ref != "" && (err != nil || !created) {
 		s.unclaim(r.Context(), id, ref) // no job of this id will run
 	}
+	if err == nil && !created && got.Image.SHA256 != doc.Image.SHA256 {
+		err = fmt.Errorf("%w: key %q was first used for job %s, with another image", ErrIdempotencyConflict, req.IdempotencyKey, got.JobID)
+	}
 	if err != nil {
 		s.fail(w, r, start, err)
 		return
