@@ -5,10 +5,11 @@
 package modeltest
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/visionmesh/vision/pkg/testimage"
 )
 
 // SetupCommand installs the runtime and the models (see onnx.SetupCommand).
@@ -25,7 +26,7 @@ func Dir(tb testing.TB, files ...string) string {
 	}
 	dir := os.Getenv("VISION_MODELS_DIR")
 	if dir == "" {
-		root, err := moduleRoot()
+		root, err := testimage.ModuleRoot()
 		if err != nil {
 			tb.Fatalf("modeltest: %v", err)
 		}
@@ -37,21 +38,4 @@ func Dir(tb testing.TB, files ...string) string {
 		}
 	}
 	return dir
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod at or above the working directory")
-		}
-		dir = parent
-	}
 }

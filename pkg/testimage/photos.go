@@ -25,7 +25,7 @@ func Photo(tb testing.TB, name string) []byte {
 	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
 		tb.Fatalf("testimage.Photo: %q is not a plain file name", name)
 	}
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		tb.Fatalf("testimage.Photo: %v", err)
 	}
@@ -40,9 +40,10 @@ func Photo(tb testing.TB, name string) []byte {
 	return data
 }
 
-// moduleRoot walks up from the working directory to the first directory
-// holding go.mod.
-func moduleRoot() (string, error) {
+// ModuleRoot walks up from the working directory to the first directory
+// holding go.mod: where testdata/ and .cache/ are, for tests run from any
+// package directory.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
