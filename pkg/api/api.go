@@ -246,18 +246,11 @@ type Response struct {
 // answer with all outcomes. See statusFor for the HTTP status.
 func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	release, ok := s.admit(r)
+	in, done, ok := s.accept(w, r, start)
 	if !ok {
-		s.fail(w, r, start, ErrOverloaded)
 		return
 	}
-	defer release()
-	in, err := s.intake(w, r)
-	defer s.putBuf(in.buf)
-	if err != nil {
-		s.fail(w, r, start, err)
-		return
-	}
+	defer done()
 	data := in.buf.Bytes()
 	j := gather.Job{
 		ID:          uuid.NewString(),
@@ -324,6 +317,28 @@ func (s *Server) admit(r *http.Request) (release func(), ok bool) {
 		s.inBytes.Add(-want)
 		<-s.slots
 	}, true
+}
+
+// accept admits an upload (admit) and reads and checks it (intake). When it
+// reports false it has answered with the error; otherwise done gives the
+// slot and the buffer back.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, start time.Time) (in intake, done func(), ok bool) {
+	release, ok := s.admit(r)
+	if !ok {
+		s.fail(w, r, start, ErrOverloaded)
+		return in, nil, false
+	}
+	in, err := s.intake(w, r)
+	done = func() {
+		s.putBuf(in.buf)
+		release()
+	}
+	if err != nil {
+		s.fail(w, r, start, err)
+		done()
+		return in, nil, false
+	}
+	return in, done, true
 }
 
 // statusFor picks the HTTP status of an answer: 200 when every task is ok,

@@ -103,18 +103,11 @@ type submitAnswer struct {
 // optional callback_url), answered 202 once the job is durably recorded.
 func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	release, ok := s.admit(r)
+	in, done, ok := s.accept(w, r, start)
 	if !ok {
-		s.fail(w, r, start, ErrOverloaded)
 		return
 	}
-	defer release()
-	in, err := s.intake(w, r)
-	defer s.putBuf(in.buf)
-	if err != nil {
-		s.fail(w, r, start, err)
-		return
-	}
+	defer done()
 	cb := r.URL.Query().Get("callback_url")
 	if cb == "" {
 		cb = in.fields["callback_url"]
