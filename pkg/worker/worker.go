@@ -189,6 +189,15 @@ func (w *Worker) Start() error {
 		_ = svc.Stop()
 		return fmt.Errorf("worker %s: add endpoint: %w", w.cfg.Task, err)
 	}
+	// A round trip, so the server has the subscription when Start returns:
+	// a job published right after (from any connection) finds this
+	// replica instead of no responders. Not connected yet, the
+	// subscription is sent on connect; nothing to wait for.
+	if w.nc.IsConnected() {
+		if err := w.nc.FlushTimeout(5 * time.Second); err != nil {
+			w.log.Warn("flush after subscribing", "err", err)
+		}
+	}
 	w.log.Info("worker started", "id", w.ID(), "subject", job.Subject(w.cfg.Prefix, w.cfg.Task),
 		"concurrency", w.cfg.Concurrency, "analyzer", w.cfg.Kind)
 	return nil

@@ -264,29 +264,38 @@ func TestWorkerShutdownDrains(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() { done <- worker.Drain(context.Background(), w, nc) }()
-	// The queued job comes back as busy, for another replica.
-	busy := 0
-	for _, ch := range chans {
-		select {
-		case m := <-ch:
-			if errCode(m) == job.CodeBusy {
-				busy++
+	// The queued job comes back as busy, for another replica, while the
+	// running ones still hold their slots.
+	answers := make([]*nats.Msg, len(chans))
+	waitFor(t, 10*time.Second, "the queued job handed back", func() bool {
+		handedBack := false
+		for i, ch := range chans {
+			select {
+			case m := <-ch:
+				answers[i] = m
+			default:
 			}
-		case <-time.After(50 * time.Millisecond):
+			handedBack = handedBack || (answers[i] != nil && errCode(answers[i]) == job.CodeBusy)
 		}
+		return handedBack
+	})
+	if n := w.Stats().InFlight; n != 2 {
+		t.Errorf("in flight while draining: got %d, want 2", n)
 	}
 	close(g.release)
 	if err := <-done; err != nil {
 		t.Fatalf("drain: %v", err)
 	}
-	ok := 0
-	for _, ch := range chans {
-		for len(ch) > 0 {
-			if m := <-ch; errCode(m) == "" {
-				ok++
-			} else if errCode(m) == job.CodeBusy {
-				busy++
-			}
+	ok, busy := 0, 0
+	for i, ch := range chans {
+		if answers[i] == nil {
+			answers[i], _ = final(t, ch)
+		}
+		switch errCode(answers[i]) {
+		case "":
+			ok++
+		case job.CodeBusy:
+			busy++
 		}
 	}
 	if ok != 2 || busy != 1 {
