@@ -5,10 +5,13 @@
 package modeltest
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/visionmesh/vision/pkg/analyzer"
+	"github.com/visionmesh/vision/pkg/detection"
 	"github.com/visionmesh/vision/pkg/testimage"
 )
 
@@ -38,4 +41,15 @@ func Dir(tb testing.TB, files ...string) string {
 		}
 	}
 	return dir
+}
+
+// Analyze runs a on data as a job of task and returns its detection result,
+// failing the test on an error.
+func Analyze(tb testing.TB, a analyzer.Analyzer, task string, data []byte) *detection.Result {
+	tb.Helper()
+	res, err := a.Analyze(context.Background(), analyzer.Input{Task: task, Data: data})
+	if err != nil {
+		tb.Fatalf("Analyze: %v", err)
+	}
+	return res.(*detection.Result)
 }

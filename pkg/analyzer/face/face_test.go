@@ -31,15 +31,6 @@ func newDetector(tb testing.TB) *face.Detector {
 	return d
 }
 
-func analyze(tb testing.TB, d *face.Detector, data []byte) *detection.Result {
-	tb.Helper()
-	res, err := d.Analyze(context.Background(), analyzer.Input{Task: "face", Data: data})
-	if err != nil {
-		tb.Fatalf("Analyze: %v", err)
-	}
-	return res.(*detection.Result)
-}
-
 func TestPhotos(t *testing.T) {
 	d := newDetector(t)
 	tests := []struct {
@@ -56,7 +47,7 @@ func TestPhotos(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.photo, func(t *testing.T) {
-			res := analyze(t, d, testimage.Photo(t, tc.photo))
+			res := modeltest.Analyze(t, d, "face", testimage.Photo(t, tc.photo))
 			t.Logf("%s %dx%d in %.1f ms: %+v", tc.photo, res.Width, res.Height, res.InferenceMS, res.Detections)
 			if len(res.Detections) != tc.faces {
 				t.Fatalf("got %d faces %+v, want %d", len(res.Detections), res.Detections, tc.faces)
@@ -90,7 +81,7 @@ func TestTwoFacesWide(t *testing.T) {
 	if err := png.Encode(&buf, canvas); err != nil {
 		t.Fatal(err)
 	}
-	res := analyze(t, d, buf.Bytes())
+	res := modeltest.Analyze(t, d, "face", buf.Bytes())
 	t.Logf("%+v", res.Detections)
 	if len(res.Detections) != len(offsets) {
 		t.Fatalf("got %d faces %+v, want %d", len(res.Detections), res.Detections, len(offsets))
@@ -150,7 +141,7 @@ func TestRecognition(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res := analyze(t, d, tc.data)
+			res := modeltest.Analyze(t, d, "face", tc.data)
 			t.Logf("%s: %.1f ms: %+v", res.Model.Name, res.InferenceMS, res.Detections)
 			if len(res.Detections) != 1 {
 				t.Fatalf("got %d faces, want 1", len(res.Detections))
@@ -194,7 +185,7 @@ func BenchmarkAnalyze(b *testing.B) {
 	data := testimage.Photo(b, "astronaut.png")
 	var ms []float64
 	for b.Loop() {
-		ms = append(ms, analyze(b, d, data).InferenceMS)
+		ms = append(ms, modeltest.Analyze(b, d, "face", data).InferenceMS)
 	}
 	b.ReportMetric(detection.Median(ms), "p50-inference-ms")
 }
@@ -212,7 +203,7 @@ func BenchmarkAnalyzeRecognition(b *testing.B) {
 	}
 	var ms []float64
 	for b.Loop() {
-		ms = append(ms, analyze(b, d, data).InferenceMS)
+		ms = append(ms, modeltest.Analyze(b, d, "face", data).InferenceMS)
 	}
 	b.ReportMetric(detection.Median(ms), "p50-inference-ms")
 }

@@ -2,7 +2,6 @@ package plate_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"image"
 	"image/color"
@@ -16,7 +15,6 @@ import (
 	"golang.org/x/image/font/opentype"
 	"golang.org/x/image/math/fixed"
 
-	"github.com/visionmesh/vision/pkg/analyzer"
 	"github.com/visionmesh/vision/pkg/analyzer/plate"
 	"github.com/visionmesh/vision/pkg/detection"
 	"github.com/visionmesh/vision/pkg/modeltest"
@@ -32,15 +30,6 @@ func newReader(tb testing.TB) *plate.Reader {
 		tb.Fatalf("New: %v", err)
 	}
 	return r
-}
-
-func analyze(tb testing.TB, r *plate.Reader, data []byte) *detection.Result {
-	tb.Helper()
-	res, err := r.Analyze(context.Background(), analyzer.Input{Task: "plate", Data: data})
-	if err != nil {
-		tb.Fatalf("Analyze: %v", err)
-	}
-	return res.(*detection.Result)
 }
 
 // plateImage renders text on a white plate with a black border, at (px, py)
@@ -99,7 +88,7 @@ func TestComposedPlate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			data, rect := plateImage(t, tc.text, tc.w, tc.h, tc.px, tc.py, tc.size)
-			res := analyze(t, r, data)
+			res := modeltest.Analyze(t, r, "plate", data)
 			t.Logf("plate at %v: %.1f ms: %+v", rect, res.InferenceMS, res.Detections)
 			if len(res.Detections) != 1 {
 				t.Fatalf("got %d plates %+v, want 1", len(res.Detections), res.Detections)
@@ -127,7 +116,7 @@ func TestPlateOnPhoto(t *testing.T) {
 	img := image.NewRGBA(src.Bounds())
 	draw.Draw(img, img.Bounds(), src, image.Point{}, draw.Src)
 	data, rect := drawPlate(t, img, "MH 12 AB 3456", 260, 330, 28)
-	res := analyze(t, r, data)
+	res := modeltest.Analyze(t, r, "plate", data)
 	t.Logf("plate at %v: %.1f ms: %+v", rect, res.InferenceMS, res.Detections)
 	if len(res.Detections) != 1 {
 		t.Fatalf("got %d plates %+v, want 1", len(res.Detections), res.Detections)
@@ -141,7 +130,7 @@ func TestPhotosWithoutPlates(t *testing.T) {
 	r := newReader(t)
 	for _, photo := range []string{"coffee.png", "astronaut.png", "chelsea.png", "motorcycle_left.png"} {
 		t.Run(photo, func(t *testing.T) {
-			res := analyze(t, r, testimage.Photo(t, photo))
+			res := modeltest.Analyze(t, r, "plate", testimage.Photo(t, photo))
 			t.Logf("%s: %.1f ms: %+v", photo, res.InferenceMS, res.Detections)
 			if len(res.Detections) != 0 {
 				t.Errorf("got %+v, want no plate", res.Detections)
@@ -162,7 +151,7 @@ func BenchmarkAnalyze(b *testing.B) {
 	data, _ := plateImage(b, "KX 482 TL", 640, 360, 120, 120, 64)
 	var ms []float64
 	for b.Loop() {
-		ms = append(ms, analyze(b, r, data).InferenceMS)
+		ms = append(ms, modeltest.Analyze(b, r, "plate", data).InferenceMS)
 	}
 	b.ReportMetric(detection.Median(ms), "p50-inference-ms")
 }

@@ -27,15 +27,6 @@ func newDetector(tb testing.TB) *vehicle.Detector {
 	return d
 }
 
-func analyze(tb testing.TB, d *vehicle.Detector, data []byte) *detection.Result {
-	tb.Helper()
-	res, err := d.Analyze(context.Background(), analyzer.Input{Task: "vehicle", Data: data})
-	if err != nil {
-		tb.Fatalf("Analyze: %v", err)
-	}
-	return res.(*detection.Result)
-}
-
 func TestPhotos(t *testing.T) {
 	d := newDetector(t)
 	tests := []struct {
@@ -49,7 +40,7 @@ func TestPhotos(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.photo, func(t *testing.T) {
-			res := analyze(t, d, testimage.Photo(t, tc.photo))
+			res := modeltest.Analyze(t, d, "vehicle", testimage.Photo(t, tc.photo))
 			t.Logf("%s %dx%d in %.1f ms: %+v", tc.photo, res.Width, res.Height, res.InferenceMS, res.Detections)
 			if tc.want == "" {
 				if len(res.Detections) != 0 {
@@ -72,13 +63,13 @@ func TestPhotos(t *testing.T) {
 func TestConcurrent(t *testing.T) {
 	d := newDetector(t)
 	data := testimage.Photo(t, "motorcycle_left.png")
-	want := analyze(t, d, data)
+	want := modeltest.Analyze(t, d, "vehicle", data)
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got := analyze(t, d, data)
+			got := modeltest.Analyze(t, d, "vehicle", data)
 			if len(got.Detections) != len(want.Detections) || got.Detections[0] != want.Detections[0] {
 				t.Errorf("got %+v, want %+v", got.Detections, want.Detections)
 			}
@@ -129,7 +120,7 @@ func BenchmarkAnalyze(b *testing.B) {
 	data := testimage.Photo(b, "motorcycle_left.png")
 	var ms []float64
 	for b.Loop() {
-		ms = append(ms, analyze(b, d, data).InferenceMS)
+		ms = append(ms, modeltest.Analyze(b, d, "vehicle", data).InferenceMS)
 	}
 	b.ReportMetric(detection.Median(ms), "p50-inference-ms")
 }
